@@ -1,0 +1,45 @@
+# Kotak — `make run` to use it, `make test` to check it. See README.md.
+SHELL := /bin/bash
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTHON ?= $(shell for p in python3.12 python3.13 python3.14 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null \
+	&& { echo $$p; break; }; done)
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint format install install-test system-deps clean bench-sync
+
+$(BIN)/.installed: pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Kotak needs Python 3.12 or newer (python3.12 not found)."; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@
+
+install: $(BIN)/.installed
+
+## Start Kotak on http://$(HOST):$(PORT): web server, Celery worker and beat. Ctrl-C stops all.
+run: install
+	$(BIN)/python manage.py migrate --no-input
+	$(BIN)/python manage.py ensure_admin
+	HOST=$(HOST) PORT=$(PORT) BIN=$(BIN) scripts/run
+
+## Everything the tests need (Debian packages, Python packages), then lint and the suite on
+## SQLite and PostgreSQL.
+test: system-deps install
+	scripts/test
+
+system-deps:
+	@scripts/system-deps
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,150 @@
+"""Shared fixtures: personas, the suite's own Dovecot, mailboxes connected to it.
+
+Personas (as everywhere in Kotak's tests): alice manages the mailbox, bob is an agent on it,
+vera only views it, charlie is an outsider who must get 404 everywhere.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass
+
+import pytest
+
+from tests.dovecot import DEFAULT_USERS, Dovecot, make_message
+from webmail.celery import app as celery_app
+
+# Tasks run in-process in tests; a test that needs a real worker starts one itself.
+celery_app.conf.task_always_eager = True
+celery_app.conf.task_eager_propagates = True
+
+IMAP_POOL = [f"box{n:03d}" for n in range(300)]
+_pool = itertools.count()
+
+
+@dataclass
+class ImapAccount:
+    """A Dovecot user of its own per test, so tests never see each other's mail."""
+
+    server: Dovecot
+    username: str
+    password: str
+    address: str
+
+    def client(self):
+        return self.server.client(self.username)
+
+    def append(self, raw: bytes, folder: str = "INBOX", **kwargs) -> int:
+        return self.server.append(self.username, folder, raw, **kwargs)
+
+    def deliver(self, subject: str, folder: str = "INBOX", **kwargs) -> int:
+        flags = kwargs.pop("flags", ())
+        return self.append(make_message(subject, **kwargs), folder, flags=flags)
+
+
+@pytest.fixture(scope="session")
+def dovecot(tmp_path_factory) -> Dovecot:
+    users = dict(DEFAULT_USERS) | {name: f"pw-{name}" for name in IMAP_POOL}
+    server = Dovecot.start(tmp_path_factory.mktemp("dovecot"), users=users)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def plain_dovecot(tmp_path_factory) -> Dovecot:
+    """A Dovecot that advertises no CONDSTORE, QRESYNC or LIST-STATUS: plain IMAP4rev1."""
+    users = {name: f"pw-{name}" for name in IMAP_POOL}
+    server = Dovecot.start(
+        tmp_path_factory.mktemp("dovecot-plain"),
+        users=users,
+        capabilities="IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ SPECIAL-USE "
+        "MOVE UIDPLUS",
+    )
+    yield server
+    server.stop()
+
+
+def _account(server: Dovecot) -> ImapAccount:
+    name = IMAP_POOL[next(_pool) % len(IMAP_POOL)]
+    # A fresh name per test: a worker runs far fewer than len(IMAP_POOL) IMAP tests.
+    return ImapAccount(server, name, server.users[name], f"{name}@example.com")
+
+
+@pytest.fixture
+def imap_account(dovecot) -> ImapAccount:
+    return _account(dovecot)
+
+
+@pytest.fixture
+def plain_imap_account(plain_dovecot) -> ImapAccount:
+    return _account(plain_dovecot)
+
+
+# --- personas ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def alice(django_user_model):
+    return django_user_model.objects.create_user("alice", "alice@example.com", "alice-pass-1")
+
+
+@pytest.fixture
+def bob(django_user_model):
+    return django_user_model.objects.create_user("bob", "bob@example.com", "bob-pass-1")
+
+
+@pytest.fixture
+def vera(django_user_model):
+    return django_user_model.objects.create_user("vera", "vera@example.com", "vera-pass-1")
+
+
+@pytest.fixture
+def charlie(django_user_model):
+    return django_user_model.objects.create_user("charlie", "charlie@example.com", "charlie-pass-1")
+
+
+@pytest.fixture
+def admin_user(django_user_model):
+    return django_user_model.objects.create_superuser("admin", "admin@example.com", "admin-pass-1")
+
+
+def connect_mailbox(account: ImapAccount, *, manager=None, security: str = "ssl", **extra):
+    """A Mailbox row for account, over real TLS trusting only the test server's certificate."""
+    from webmail.imap.client import Security, ServerSettings
+    from webmail.mailboxes import add_mailbox
+
+    port = account.server.imaps_port if security == "ssl" else account.server.imap_port
+    server = ServerSettings(
+        host=account.server.host,
+        port=port,
+        security=Security(security),
+        username=account.username,
+        password=account.password,
+        ca_certificates=account.server.ca_cert_pem,
+    )
+    return add_mailbox(
+        team_name=extra.pop("team_name", "Support"),
+        name=extra.pop("name", "Support"),
+        email=account.address,
+        server=server,
+        capabilities=[],
+        manager=manager,
+    )
+
+
+@pytest.fixture
+def mailbox(db, imap_account, alice, bob, vera):
+    """The shared mailbox: alice manages it, bob is an agent, vera a viewer. Not synced yet."""
+    from webmail.models import Membership, Role
+
+    box = connect_mailbox(imap_account, manager=alice)
+    Membership.objects.create(user=bob, mailbox=box, role=Role.AGENT)
+    Membership.objects.create(user=vera, mailbox=box, role=Role.VIEWER)
+    box.account = imap_account
+    return box
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_env(monkeypatch):
+    monkeypatch.delenv("KOTAK_IMAP_PASSWORD", raising=False)

@@ -1,0 +1,1 @@
+"""Talking IMAP: connections, capabilities, folder listing and message fetches. No Django."""

@@ -1,0 +1,1 @@
+"""Reading mail: headers, charsets, bodies. Pure functions, no Django, no network."""

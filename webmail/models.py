@@ -1,0 +1,440 @@
+"""Kotak's data model.
+
+The IMAP server is the source of truth for mail: Folder and Message mirror it (with the sync
+cursor on Folder). What the team adds — conversations, assignment, status — lives here only and
+hangs off Conversation, never off a UID, so it survives UIDVALIDITY resets and moves.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+from webmail import crypto
+from webmail.imap.client import Security, ServerSettings
+
+
+class Team(models.Model):
+    """A group of people sharing one or more mailboxes."""
+
+    name = models.CharField(max_length=100, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.TextChoices):
+    MANAGER = "manager", "Manager"
+    AGENT = "agent", "Agent"
+    VIEWER = "viewer", "Viewer"
+
+
+class MailboxQuerySet(models.QuerySet):
+    def for_user(self, user) -> MailboxQuerySet:
+        """Mailboxes the user is a member of (any role)."""
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(memberships__user=user)
+
+
+class Mailbox(models.Model):
+    """A shared IMAP account (support@, billing@ …) and how to reach it."""
+
+    class Status(models.TextChoices):
+        NEW = "new", "Waiting for first sync"
+        SYNCING = "syncing", "Syncing"
+        OK = "ok", "Up to date"
+        NEEDS_ATTENTION = "needs_attention", "Needs attention"
+        UNREACHABLE = "unreachable", "Server unreachable"
+
+    team = models.ForeignKey(Team, models.CASCADE, related_name="mailboxes")
+    name = models.CharField(max_length=100)
+    email = models.EmailField(max_length=320)
+
+    imap_host = models.CharField(max_length=255)
+    imap_port = models.PositiveIntegerField(default=993)
+    imap_security = models.CharField(max_length=8, choices=Security.choices(), default="ssl")
+    imap_username = models.CharField(max_length=320)
+    imap_password_encrypted = models.TextField(blank=True)
+
+    smtp_host = models.CharField(max_length=255, blank=True)
+    smtp_port = models.PositiveIntegerField(null=True, blank=True)
+    smtp_security = models.CharField(max_length=8, choices=Security.choices(), default="ssl")
+    smtp_username = models.CharField(max_length=320, blank=True)
+    smtp_password_encrypted = models.TextField(blank=True)
+
+    # PEM certificates trusted for this mailbox's servers in addition to the system store.
+    ca_certificates = models.TextField(blank=True)
+
+    capabilities = models.JSONField(default=list, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.NEW)
+    last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    last_sync_at = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    objects = MailboxQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["team", "email"], name="unique_mailbox_per_team")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} <{self.email}>"
+
+    def get_absolute_url(self) -> str:
+        return reverse("mailbox", args=[self.pk])
+
+    @property
+    def imap_password(self) -> str:
+        return crypto.decrypt(self.imap_password_encrypted)
+
+    @imap_password.setter
+    def imap_password(self, value: str) -> None:
+        self.imap_password_encrypted = crypto.encrypt(value)
+
+    @property
+    def smtp_password(self) -> str:
+        return crypto.decrypt(self.smtp_password_encrypted)
+
+    @smtp_password.setter
+    def smtp_password(self, value: str) -> None:
+        self.smtp_password_encrypted = crypto.encrypt(value)
+
+    def imap_settings(self) -> ServerSettings:
+        return ServerSettings(
+            host=self.imap_host,
+            port=self.imap_port,
+            security=Security(self.imap_security),
+            username=self.imap_username,
+            password=self.imap_password,
+            ca_certificates=self.ca_certificates,
+        )
+
+    def role_of(self, user) -> str | None:
+        membership = self.memberships.filter(user=user).first()
+        return membership.role if membership else None
+
+    def record_error(self, status: str, message: str) -> None:
+        self.status = status
+        self.last_error = message
+        self.last_error_at = timezone.now()
+        self.save(update_fields=["status", "last_error", "last_error_at"])
+
+
+class Membership(models.Model):
+    """A user's role on one mailbox. No membership, no access: every view checks it."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="memberships")
+    mailbox = models.ForeignKey(Mailbox, models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.AGENT)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "mailbox"], name="unique_membership")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} — {self.role} of {self.mailbox}"
+
+
+class SpecialUse(models.TextChoices):
+    """RFC 6154 special-use roles (plus INBOX)."""
+
+    NONE = "", "—"
+    INBOX = "inbox", "Inbox"
+    DRAFTS = "drafts", "Drafts"
+    SENT = "sent", "Sent"
+    ARCHIVE = "archive", "Archive"
+    JUNK = "junk", "Junk"
+    TRASH = "trash", "Trash"
+    ALL = "all", "All mail"
+    FLAGGED = "flagged", "Flagged"
+
+
+class Folder(models.Model):
+    """An IMAP mailbox ("folder" here, to avoid two meanings of mailbox) and its sync cursor."""
+
+    class SyncState(models.TextChoices):
+        IDLE = "idle", "Idle"
+        SYNCING = "syncing", "Syncing"
+        ERROR = "error", "Error"
+        PARKED = "parked", "Parked"
+
+    mailbox = models.ForeignKey(Mailbox, models.CASCADE, related_name="folders")
+    # The name exactly as the server spells it (modified UTF-7, RFC 3501 §5.1.3).
+    name = models.CharField(max_length=1000)
+    # The full name decoded for display, and its last segment.
+    display_name = models.CharField(max_length=1000)
+    label = models.CharField(max_length=255)
+    delimiter = models.CharField(max_length=1, blank=True)
+    parent = models.ForeignKey(
+        "self", models.SET_NULL, null=True, blank=True, related_name="children"
+    )
+    special_use = models.CharField(
+        max_length=10, choices=SpecialUse.choices, default=SpecialUse.NONE, blank=True
+    )
+    attributes = models.JSONField(default=list, blank=True)
+    is_selectable = models.BooleanField(default=True)
+    is_subscribed = models.BooleanField(default=True)
+
+    total_count = models.PositiveIntegerField(default=0)
+    unread_count = models.PositiveIntegerField(default=0)
+
+    # Sync cursor, advanced in the same transaction as the rows it covers.
+    uidvalidity = models.BigIntegerField(null=True, blank=True)
+    uidnext = models.BigIntegerField(null=True, blank=True)
+    highestmodseq = models.BigIntegerField(null=True, blank=True)
+    # Initial sync goes newest to oldest: every UID >= this one (and < uidnext) is stored.
+    lowest_synced_uid = models.BigIntegerField(null=True, blank=True)
+    last_full_scan_at = models.DateTimeField(null=True, blank=True)
+
+    sync_state = models.CharField(max_length=10, choices=SyncState.choices, default=SyncState.IDLE)
+    sync_error = models.TextField(blank=True)
+    # Progress of the initial sync, for the UI and `manage.py sync`.
+    sync_total = models.PositiveIntegerField(default=0)
+    sync_done = models.PositiveIntegerField(default=0)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["mailbox", "name"], name="unique_folder_name")
+        ]
+        ordering = ["display_name"]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    def get_absolute_url(self) -> str:
+        return reverse("folder", args=[self.mailbox_id, self.pk])
+
+    @property
+    def is_initial_sync_done(self) -> bool:
+        return self.uidnext is not None and (
+            self.lowest_synced_uid is None or self.lowest_synced_uid <= 1
+        )
+
+    @property
+    def depth(self) -> int:
+        if not self.delimiter:
+            return 0
+        return self.display_name.count(self.delimiter)
+
+
+class ConversationQuerySet(models.QuerySet):
+    def open(self) -> ConversationQuerySet:
+        return self.filter(status=Conversation.Status.OPEN)
+
+    def assigned_to(self, user) -> ConversationQuerySet:
+        return self.filter(assignee=user)
+
+
+class Conversation(models.Model):
+    """The team's unit of work: a thread of messages with an assignee and a status."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        PENDING = "pending", "Pending"
+        CLOSED = "closed", "Closed"
+
+    mailbox = models.ForeignKey(Mailbox, models.CASCADE, related_name="conversations")
+    subject = models.CharField(max_length=998, blank=True)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="assigned_conversations",
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    snoozed_until = models.DateTimeField(null=True, blank=True)
+    last_message_at = models.DateTimeField(null=True, blank=True)
+    last_activity_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = ConversationQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["mailbox", "status", "-last_activity_at"], name="conversation_queue"
+            ),
+            models.Index(fields=["assignee", "status"], name="conversation_assignee"),
+        ]
+
+    def __str__(self) -> str:
+        return self.subject or "(no subject)"
+
+
+class MessageQuerySet(models.QuerySet):
+    def newest_first(self) -> MessageQuerySet:
+        return self.order_by("-internal_date", "-uid")
+
+    def unread(self) -> MessageQuerySet:
+        return self.filter(is_seen=False)
+
+
+class Message(models.Model):
+    """One message in one folder, as last seen on the server (headers, flags, structure)."""
+
+    mailbox = models.ForeignKey(Mailbox, models.CASCADE, related_name="messages")
+    folder = models.ForeignKey(Folder, models.CASCADE, related_name="messages")
+    uid = models.BigIntegerField()
+    # Survives UIDVALIDITY resets and moves: EMAILID/X-GM-MSGID, else a header hash.
+    stable_id = models.CharField(max_length=64)
+    modseq = models.BigIntegerField(null=True, blank=True)
+
+    message_id = models.CharField(max_length=998, blank=True)
+    in_reply_to = models.TextField(blank=True)
+    references = models.TextField(blank=True)
+    subject = models.TextField(blank=True)
+    from_name = models.CharField(max_length=998, blank=True)
+    from_address = models.CharField(max_length=320, blank=True)
+    # Lists of [display name, address].
+    to = models.JSONField(default=list, blank=True)
+    cc = models.JSONField(default=list, blank=True)
+    reply_to = models.JSONField(default=list, blank=True)
+    date = models.DateTimeField(null=True, blank=True)
+    internal_date = models.DateTimeField()
+    size = models.PositiveBigIntegerField(default=0)
+
+    # System flags as columns (indexed where lists need them), anything else as keywords.
+    is_seen = models.BooleanField(default=False)
+    is_flagged = models.BooleanField(default=False)
+    is_answered = models.BooleanField(default=False)
+    is_draft = models.BooleanField(default=False)
+    is_deleted = models.BooleanField(default=False)
+    keywords = models.JSONField(default=list, blank=True)
+
+    has_attachments = models.BooleanField(default=False)
+    snippet = models.CharField(max_length=300, blank=True)
+    bodystructure = models.JSONField(null=True, blank=True)
+    # Non-empty when the headers could not be parsed; raw_headers then keeps what the server sent.
+    parse_error = models.TextField(blank=True)
+    raw_headers = models.BinaryField(null=True, blank=True)
+
+    conversation = models.ForeignKey(
+        Conversation, models.SET_NULL, null=True, blank=True, related_name="messages"
+    )
+
+    objects = MessageQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["folder", "uid"], name="unique_message_uid")]
+        indexes = [
+            # The folder list: newest first, keyset-paginated.
+            models.Index(fields=["folder", "-internal_date", "-uid"], name="message_list"),
+            models.Index(fields=["folder"], condition=Q(is_seen=False), name="message_unread"),
+            models.Index(fields=["mailbox", "stable_id"], name="message_stable_id"),
+            models.Index(fields=["mailbox", "message_id"], name="message_message_id"),
+            models.Index(fields=["conversation", "internal_date"], name="message_conversation"),
+        ]
+
+    def __str__(self) -> str:
+        return self.subject or "(no subject)"
+
+    def get_absolute_url(self) -> str:
+        return reverse("message", args=[self.mailbox_id, self.pk])
+
+    @property
+    def sender(self) -> str:
+        return self.from_name or self.from_address or "(unknown sender)"
+
+    @property
+    def flags(self) -> list[str]:
+        system = [
+            (self.is_seen, "\\Seen"),
+            (self.is_flagged, "\\Flagged"),
+            (self.is_answered, "\\Answered"),
+            (self.is_draft, "\\Draft"),
+            (self.is_deleted, "\\Deleted"),
+        ]
+        return [flag for present, flag in system if present] + list(self.keywords)
+
+
+class MessageBody(models.Model):
+    """The displayable body of a message, fetched on first open (partial fetch) and cached."""
+
+    message = models.OneToOneField(Message, models.CASCADE, primary_key=True, related_name="body")
+    text = models.TextField(blank=True)
+    html = models.TextField(blank=True)
+    # Attachments found in BODYSTRUCTURE: [{"section", "filename", "type", "size"}].
+    attachments = models.JSONField(default=list, blank=True)
+    fetched_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"body of message {self.message_id}"
+
+
+class Change(models.Model):
+    """The change log: one row per thing that changed, read by the live event stream.
+
+    Its id is the server-sent event id, so a reconnecting browser resumes with Last-Event-ID.
+    """
+
+    mailbox = models.ForeignKey(Mailbox, models.CASCADE, related_name="changes")
+    kind = models.CharField(max_length=40)
+    folder_id = models.BigIntegerField(null=True, blank=True)
+    conversation_id = models.BigIntegerField(null=True, blank=True)
+    message_ids = models.JSONField(default=list, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["mailbox", "id"], name="change_stream")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk}"
+
+
+class PendingChange(models.Model):
+    """A user action not yet applied to the IMAP server (durable intent before the write)."""
+
+    class Action(models.TextChoices):
+        ADD_FLAGS = "add_flags", "Add flags"
+        REMOVE_FLAGS = "remove_flags", "Remove flags"
+        MOVE = "move", "Move"
+        EXPUNGE = "expunge", "Delete permanently"
+        APPEND = "append", "Append"
+        CREATE_FOLDER = "create_folder", "Create folder"
+        RENAME_FOLDER = "rename_folder", "Rename folder"
+        DELETE_FOLDER = "delete_folder", "Delete folder"
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        FAILED = "failed", "Failed"
+
+    mailbox = models.ForeignKey(Mailbox, models.CASCADE, related_name="pending_changes")
+    folder = models.ForeignKey(Folder, models.SET_NULL, null=True, blank=True, related_name="+")
+    message = models.ForeignKey(
+        Message, models.SET_NULL, null=True, blank=True, related_name="pending_changes"
+    )
+    action = models.CharField(max_length=20, choices=Action.choices)
+    payload = models.JSONField(default=dict, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["state", "next_attempt_at"], name="pending_due"),
+            models.Index(fields=["mailbox", "state"], name="pending_mailbox"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} ({self.state})"

@@ -1,0 +1,1 @@
+"""IMAP ⇄ database: folders, messages, flags, bodies. Tasks in tasks.py stay thin."""

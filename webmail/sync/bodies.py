@@ -1,0 +1,74 @@
+"""Fetching the displayable body of a message on demand (partial fetch via BODYSTRUCTURE)."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from webmail.imap.bodystructure import attachments, displayable_parts, parse_bodystructure
+from webmail.mail.body import decode_part, html_to_text, make_snippet
+from webmail.models import Change, Message, MessageBody
+from webmail.sync.connection import mailbox_connection
+
+# A displayable part larger than this is cut (a 50 MB "text" part is an attachment in disguise).
+MAX_TEXT_PART = 2 * 1024 * 1024
+
+
+class MessageGone(Exception):
+    """The message is no longer on the server (expunged or moved by another client)."""
+
+
+def load_body(message: Message) -> MessageBody:
+    """The cached body, fetching only the text and HTML parts from the server if needed."""
+    try:
+        return message.body
+    except MessageBody.DoesNotExist:
+        pass
+    with mailbox_connection(message.mailbox) as client:
+        client.select_folder(message.folder.name, readonly=True)
+        response = client.fetch([message.uid], ["BODYSTRUCTURE"])
+        if message.uid not in response:
+            raise MessageGone(f"message UID {message.uid} is no longer in {message.folder}")
+        parts = parse_bodystructure(response[message.uid][b"BODYSTRUCTURE"])
+        plain, html = displayable_parts(parts)
+        wanted = [part for part in (plain, html) if part is not None]
+        texts: dict[str, str] = {}
+        if wanted:
+            items = [f"BODY.PEEK[{part.section}]<0.{MAX_TEXT_PART}>" for part in wanted]
+            fetched = client.fetch([message.uid], items).get(message.uid, {})
+            for part in wanted:
+                raw = _section_data(fetched, part.section)
+                texts[part.section] = decode_part(raw, part.encoding, part.charset)
+    text = texts.get(plain.section, "") if plain else ""
+    html_text = texts.get(html.section, "") if html else ""
+    if not text and html_text:
+        text = html_to_text(html_text)
+    with transaction.atomic():
+        body, _ = MessageBody.objects.update_or_create(
+            message=message,
+            defaults={
+                "text": text,
+                "html": html_text,
+                "attachments": [part.as_dict() for part in attachments(parts)],
+            },
+        )
+        Message.objects.filter(pk=message.pk).update(
+            bodystructure=[part.as_dict() for part in parts],
+            snippet=make_snippet(text),
+            has_attachments=bool(attachments(parts)),
+        )
+        Change.objects.create(
+            mailbox_id=message.mailbox_id,
+            kind="message_body",
+            folder_id=message.folder_id,
+            message_ids=[message.pk],
+        )
+    return body
+
+
+def _section_data(fetched: dict, section: str) -> bytes:
+    """FETCH answers BODY[1.2]<0> for BODY.PEEK[1.2]<0.N>: match on the section."""
+    prefix = f"BODY[{section}]".encode()
+    for key, value in fetched.items():
+        if isinstance(key, bytes) and key.startswith(prefix):
+            return value or b""
+    return b""

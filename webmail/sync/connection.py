@@ -1,0 +1,49 @@
+"""Opening a mailbox's IMAP connection and turning failures into a visible mailbox status."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+
+import imapclient
+from django.conf import settings
+from django.utils import timezone
+
+from webmail.imap.client import AuthenticationFailed, ConnectError, capability_names, connect
+from webmail.models import Mailbox
+
+
+@contextmanager
+def mailbox_connection(mailbox: Mailbox) -> Iterator[imapclient.IMAPClient]:
+    """A logged-in connection; records capabilities, and errors as the mailbox status."""
+    try:
+        client = connect(mailbox.imap_settings(), timeout=settings.IMAP_TIMEOUT)
+    except AuthenticationFailed as exc:
+        # Retrying a wrong password only gets the account locked: stop until someone fixes it.
+        mailbox.record_error(Mailbox.Status.NEEDS_ATTENTION, str(exc))
+        raise
+    except ConnectError as exc:
+        mailbox.record_error(Mailbox.Status.UNREACHABLE, str(exc))
+        raise
+    client.normalise_times = False  # keep INTERNALDATE's time zone
+    try:
+        capabilities = capability_names(client)
+        if capabilities != mailbox.capabilities:
+            mailbox.capabilities = capabilities
+            mailbox.save(update_fields=["capabilities"])
+        if "CONDSTORE" in capabilities and "ENABLE" in capabilities:
+            # RFC 7162 §3.1.8: enabling CONDSTORE makes SELECT report HIGHESTMODSEQ.
+            client.enable("CONDSTORE")
+        yield client
+    finally:
+        try:
+            client.logout()
+        except Exception:  # noqa: BLE001 — the connection may already be gone
+            with suppress(Exception):
+                client.shutdown()
+
+
+def mark_healthy(mailbox: Mailbox) -> None:
+    Mailbox.objects.filter(pk=mailbox.pk).update(
+        status=Mailbox.Status.OK, last_error="", last_sync_at=timezone.now()
+    )

@@ -1,0 +1,61 @@
+"""Syncing a whole mailbox: the folder list, then every folder, INBOX first."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from django.utils import timezone
+from imapclient.exceptions import IMAPClientError
+
+from webmail.models import Folder, Mailbox
+from webmail.sync.connection import mailbox_connection, mark_healthy
+from webmail.sync.folders import sync_folders
+from webmail.sync.messages import FolderSyncResult, Progress, sync_folder
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MailboxSyncResult:
+    folders: dict[str, FolderSyncResult] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def added(self) -> int:
+        return sum(result.added for result in self.folders.values())
+
+
+def sync_mailbox(
+    mailbox: Mailbox, progress: Progress | None = None, folder_names: list[str] | None = None
+) -> MailboxSyncResult:
+    """Sync the folder list and then each selectable folder (or only those named)."""
+    result = MailboxSyncResult()
+    Mailbox.objects.filter(pk=mailbox.pk, status=Mailbox.Status.NEW).update(
+        status=Mailbox.Status.SYNCING
+    )
+    with mailbox_connection(mailbox) as client:
+        folders = sync_folders(mailbox, client)
+        for folder in folders:
+            if not folder.is_selectable:
+                continue
+            if folder_names and folder.name not in folder_names:
+                continue
+            try:
+                result.folders[folder.name] = sync_folder(folder, client, progress)
+            except IMAPClientError as exc:
+                # One broken folder (deleted meanwhile, no permission) must not stop the rest.
+                log.warning("mailbox %s folder %r: %s", mailbox.pk, folder.name, exc)
+                result.errors[folder.name] = str(exc)
+                Folder.objects.filter(pk=folder.pk).update(
+                    sync_state=Folder.SyncState.ERROR,
+                    sync_error=str(exc),
+                    last_synced_at=timezone.now(),
+                )
+    mark_healthy(mailbox)
+    return result
+
+
+def refresh_folder_list(mailbox: Mailbox) -> list[Folder]:
+    with mailbox_connection(mailbox) as client:
+        return sync_folders(mailbox, client)

@@ -1,0 +1,21 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from webmail.web import mail, mailboxes
+
+urlpatterns = [
+    path("", mail.home, name="home"),
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        name="login",
+    ),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("mailboxes/add/", mailboxes.add_mailbox, name="add_mailbox"),
+    path("mailboxes/<int:mailbox_id>/", mail.mailbox, name="mailbox"),
+    path("mailboxes/<int:mailbox_id>/status/", mail.mailbox_status, name="mailbox_status"),
+    path("mailboxes/<int:mailbox_id>/folders/<int:folder_id>/", mail.folder, name="folder"),
+    path("mailboxes/<int:mailbox_id>/messages/<int:message_id>/", mail.message, name="message"),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,176 @@
+"""Screens for reading mail: dashboard, folder lists, one message."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET
+
+from webmail.access import (
+    can_add_mailbox,
+    get_folder_for_user,
+    get_mailbox_for_user,
+    get_message_for_user,
+)
+from webmail.imap.client import ConnectError
+from webmail.models import Folder, Mailbox
+from webmail.sync.bodies import MessageGone, load_body
+
+ROLE_ORDER = {
+    role: rank
+    for rank, role in enumerate(["inbox", "drafts", "sent", "archive", "junk", "trash", "flagged"])
+}
+
+
+def _folder_tree(mailbox: Mailbox) -> list[Folder]:
+    """Folders depth-first: special-use roots first, then the rest alphabetically."""
+    folders = list(mailbox.folders.all())
+    by_pk = {folder.pk: folder for folder in folders}
+
+    def root_of(folder: Folder) -> Folder:
+        seen = set()
+        while folder.parent_id in by_pk and folder.pk not in seen:
+            seen.add(folder.pk)
+            folder = by_pk[folder.parent_id]
+        return folder
+
+    def key(folder: Folder) -> tuple:
+        root = root_of(folder)
+        rank = ROLE_ORDER.get(root.special_use, len(ROLE_ORDER))
+        return (rank, root.display_name.lower(), folder.display_name.lower())
+
+    return sorted(folders, key=key)
+
+
+@login_required
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    mailboxes = Mailbox.objects.for_user(request.user).distinct().order_by("name")
+    return render(
+        request,
+        "webmail/home.html",
+        {"mailboxes": mailboxes, "can_add_mailbox": can_add_mailbox(request.user)},
+    )
+
+
+@login_required
+@require_GET
+def mailbox(request: HttpRequest, mailbox_id: int) -> HttpResponse:
+    box = get_mailbox_for_user(request.user, mailbox_id)
+    inbox = (
+        box.folders.filter(special_use="inbox").first()
+        or box.folders.filter(is_selectable=True).first()
+    )
+    if inbox is not None:
+        return redirect(inbox)
+    return render(
+        request,
+        "webmail/mailbox_waiting.html",
+        {"mailbox": box, "folders": [], "can_add_mailbox": can_add_mailbox(request.user)},
+    )
+
+
+@login_required
+@require_GET
+def mailbox_status(request: HttpRequest, mailbox_id: int) -> HttpResponse:
+    """The sync status strip; polls itself while a first sync is running."""
+    box = get_mailbox_for_user(request.user, mailbox_id)
+    if request.htmx and box.folders.exists() and request.GET.get("waiting"):
+        # The folder list has arrived: move the waiting page on to the inbox.
+        from django_htmx.http import HttpResponseClientRedirect
+
+        return HttpResponseClientRedirect(box.get_absolute_url())
+    return render(request, "webmail/mailbox_status.html", _status_context(box))
+
+
+def _status_context(box: Mailbox) -> dict:
+    syncing = [
+        f
+        for f in box.folders.filter(is_selectable=True)
+        if f.sync_state == Folder.SyncState.SYNCING or f.uidvalidity is None
+    ]
+    total = sum(f.sync_total for f in syncing)
+    done = sum(f.sync_done for f in syncing)
+    return {
+        "mailbox": box,
+        "syncing_folders": syncing,
+        "sync_done": done,
+        "sync_total": total,
+        "is_syncing": bool(syncing) or box.status in (Mailbox.Status.NEW, Mailbox.Status.SYNCING),
+    }
+
+
+@login_required
+@require_GET
+def folder(request: HttpRequest, mailbox_id: int, folder_id: int) -> HttpResponse:
+    current = get_folder_for_user(request.user, mailbox_id, folder_id)
+    messages = current.messages.newest_first().only(
+        "pk",
+        "mailbox_id",
+        "uid",
+        "subject",
+        "from_name",
+        "from_address",
+        "internal_date",
+        "date",
+        "is_seen",
+        "is_flagged",
+        "is_answered",
+        "has_attachments",
+        "snippet",
+        "parse_error",
+    )
+    before = request.GET.get("before", "")
+    if before.isdigit():
+        anchor = current.messages.filter(pk=int(before)).values("internal_date", "uid").first()
+        if anchor:
+            messages = messages.filter(
+                Q(internal_date__lt=anchor["internal_date"])
+                | Q(internal_date=anchor["internal_date"], uid__lt=anchor["uid"])
+            )
+    page_size = settings.MESSAGES_PER_PAGE
+    rows = list(messages[: page_size + 1])
+    has_older = len(rows) > page_size
+    rows = rows[:page_size]
+    context = {
+        "mailbox": current.mailbox,
+        "folder": current,
+        "folders": _folder_tree(current.mailbox),
+        "messages": rows,
+        "has_older": has_older,
+        "older_anchor": rows[-1].pk if rows else None,
+        "is_first_page": not before,
+        **_status_context(current.mailbox),
+    }
+    template = "webmail/folder.html"
+    if request.htmx and request.htmx.target == "message-list":
+        template += "#message-list"
+    return render(request, template, context)
+
+
+@login_required
+@require_GET
+def message(request: HttpRequest, mailbox_id: int, message_id: int) -> HttpResponse:
+    msg = get_message_for_user(request.user, mailbox_id, message_id)
+    body = error = None
+    try:
+        body = load_body(msg)
+    except MessageGone:
+        error = "This message is no longer on the server; another client moved or deleted it."
+    except ConnectError as exc:
+        error = f"The message body could not be loaded: {exc}"
+    return render(
+        request,
+        "webmail/message.html",
+        {
+            "mailbox": msg.mailbox,
+            "folder": msg.folder,
+            "folders": _folder_tree(msg.mailbox),
+            "message": msg,
+            "body": body,
+            "body_error": error,
+        },
+    )
