@@ -7,7 +7,6 @@ vera only views it, charlie is an outsider who must get 404 everywhere.
 from __future__ import annotations
 
 import itertools
-import os
 from dataclasses import dataclass
 
 import pytest

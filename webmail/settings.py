@@ -128,9 +128,9 @@ SERVE_STATIC = env_bool("SERVE_STATIC", True)
 # --- Secrets at rest ------------------------------------------------------------------------
 
 # Fernet keys, comma-separated: the first encrypts, all of them decrypt (key rotation).
-ENCRYPTION_KEYS = env_list("KOTAK_ENCRYPTION_KEYS") or [
-    persisted_secret(DATA_DIR / "encryption_key", lambda: Fernet.generate_key().decode())
-]
+ENCRYPTION_KEYS = [
+    k.strip() for k in env_secret("KOTAK_ENCRYPTION_KEYS").split(",") if k.strip()
+] or [persisted_secret(DATA_DIR / "encryption_key", lambda: Fernet.generate_key().decode())]
 
 # --- IMAP -----------------------------------------------------------------------------------
 

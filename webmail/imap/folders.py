@@ -62,9 +62,11 @@ def _as_text(value) -> str:
 
 
 def decode_name(name: str) -> str:
+    """Modified UTF-7 (RFC 3501 §5.1.3) to text; a name that is not valid shows as sent."""
     try:
-        return decode_utf7(name)
-    except Exception:  # noqa: BLE001 — a server that sends invalid modified UTF-7: show raw
+        # imapclient's decoder passes str through untouched: give it bytes.
+        return decode_utf7(name.encode("ascii"))
+    except Exception:  # noqa: BLE001
         return name
 
 

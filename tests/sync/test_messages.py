@@ -1,0 +1,247 @@
+"""Folder sync against the suite's real Dovecot: each case ends with a database == server check."""
+
+import pytest
+
+from tests.dovecot import make_message
+from tests.helpers import assert_mirrors_server
+from webmail.models import Change, Folder, Message
+from webmail.sync.mailbox import sync_mailbox
+
+pytestmark = [pytest.mark.django_db, pytest.mark.imap]
+
+
+def inbox(mailbox) -> Folder:
+    return mailbox.folders.get(special_use="inbox")
+
+
+def test_it_copies_folders_with_their_special_use_roles(mailbox):
+    mailbox.account.deliver("hello", folder="Projects/Acme")
+    sync_mailbox(mailbox)
+    roles = dict(mailbox.folders.values_list("name", "special_use"))
+    assert roles == {
+        "INBOX": "inbox",
+        "Sent": "sent",
+        "Drafts": "drafts",
+        "Trash": "trash",
+        "Junk": "junk",
+        "Archive": "archive",
+        "Projects": "",
+        "Projects/Acme": "",
+    }
+    acme = mailbox.folders.get(name="Projects/Acme")
+    assert acme.parent.name == "Projects"
+    assert acme.label == "Acme"
+    assert acme.total_count == 1
+
+
+def test_it_decodes_modified_utf7_folder_names_for_display(mailbox):
+    client = mailbox.account.client()
+    client.create_folder("Kunden & Aufträge/日本")  # imapclient encodes to modified UTF-7
+    client.logout()
+    sync_mailbox(mailbox)
+    folder = mailbox.folders.get(display_name="Kunden & Aufträge/日本")
+    assert folder.name == "Kunden &- Auftr&AOQ-ge/&ZeVnLA-"
+    assert folder.label == "日本"
+    assert folder.parent.label == "Kunden & Aufträge"
+
+
+def test_initial_sync_stores_every_message_with_its_headers(mailbox):
+    account = mailbox.account
+    account.deliver("First", sender="Ana Lima <ana@example.org>", flags=[r"\Seen"])
+    account.deliver("Second", sender="=?utf-8?q?Bj=C3=B6rn?= <bjorn@example.org>")
+    sync_mailbox(mailbox)
+    folder = inbox(mailbox)
+    first, second = folder.messages.order_by("uid")
+    assert (first.subject, first.from_name, first.from_address) == (
+        "First",
+        "Ana Lima",
+        "ana@example.org",
+    )
+    assert first.is_seen and not second.is_seen
+    assert second.from_name == "Björn"
+    assert first.to == [["", "support@example.com"]]
+    assert first.message_id.startswith("<") and first.internal_date is not None
+    assert folder.unread_count == 1
+    assert_mirrors_server(account, folder)
+
+
+def test_it_syncs_a_big_folder_newest_first_in_windows_with_progress(mailbox, settings):
+    settings.SYNC_WINDOW = 40
+    account = mailbox.account
+    account.server.write_maildir(
+        account.username, "INBOX", [make_message(f"bulk {n}") for n in range(150)]
+    )
+    seen_progress = []
+
+    def progress(folder):
+        stored = set(folder.messages.values_list("uid", flat=True))
+        seen_progress.append((folder.sync_done, folder.sync_total, min(stored), max(stored)))
+
+    sync_mailbox(mailbox, progress=progress, folder_names=["INBOX"])
+    folder = inbox(mailbox)
+    # Newest first: the first window already holds the highest UIDs.
+    assert seen_progress[0] == (40, 150, 111, 150)
+    assert [done for done, *_ in seen_progress] == [40, 80, 120, 150]
+    assert folder.sync_done == folder.sync_total == 150
+    assert_mirrors_server(account, folder)
+
+
+def test_an_interrupted_initial_sync_resumes_without_loss_or_duplicates(mailbox, settings):
+    settings.SYNC_WINDOW = 25
+    account = mailbox.account
+    account.server.write_maildir(
+        account.username, "INBOX", [make_message(f"m{n}") for n in range(100)]
+    )
+
+    class Crash(Exception):
+        pass
+
+    def crash_after_two_windows(folder):
+        if folder.sync_done >= 50:
+            raise Crash
+
+    with pytest.raises(Crash):
+        sync_mailbox(mailbox, progress=crash_after_two_windows, folder_names=["INBOX"])
+    folder = inbox(mailbox)
+    assert folder.messages.count() == 50
+    assert folder.lowest_synced_uid == 51
+
+    account.deliver("arrived during the crash")
+    sync_mailbox(mailbox, folder_names=["INBOX"])
+    assert folder.messages.count() == 101
+    assert_mirrors_server(account, folder)
+
+
+def test_new_mail_is_fetched_incrementally(mailbox):
+    account = mailbox.account
+    account.deliver("one")
+    sync_mailbox(mailbox)
+    folder = inbox(mailbox)
+    uid = account.deliver("two")
+    result = sync_mailbox(mailbox, folder_names=["INBOX"])
+    assert result.folders["INBOX"].added == 1
+    folder.refresh_from_db()
+    assert folder.uidnext == uid + 1
+    assert Change.objects.filter(
+        mailbox=mailbox, kind="messages_added", folder_id=folder.pk
+    ).exists()
+    assert_mirrors_server(account, folder)
+
+
+@pytest.mark.parametrize("server", ["condstore", "plain"])
+def test_flag_changes_made_by_another_client_show_up(
+    server, db, alice, imap_account, plain_imap_account
+):
+    from tests.conftest import connect_mailbox
+
+    account = imap_account if server == "condstore" else plain_imap_account
+    mailbox = connect_mailbox(account, manager=alice)
+    uids = [account.deliver(f"m{n}") for n in range(4)]
+    sync_mailbox(mailbox)
+    folder = inbox(mailbox)
+    assert ("CONDSTORE" in mailbox.capabilities) == (server == "condstore")
+
+    other = account.client()
+    other.select_folder("INBOX")
+    other.add_flags([uids[0]], [r"\Seen"])
+    other.add_flags([uids[1]], [r"\Flagged", "$Important"])
+    other.add_flags([uids[2]], [r"\Seen"])
+    other.logout()
+    result = sync_mailbox(mailbox, folder_names=["INBOX"])
+    assert result.folders["INBOX"].flag_changes == 3
+    important = folder.messages.get(uid=uids[1])
+    assert important.is_flagged and important.keywords == ["$Important"]
+    assert_mirrors_server(account, folder)
+
+    other = account.client()
+    other.select_folder("INBOX")
+    other.remove_flags([uids[0]], [r"\Seen"])
+    other.logout()
+    sync_mailbox(mailbox, folder_names=["INBOX"])
+    assert not folder.messages.get(uid=uids[0]).is_seen
+    assert_mirrors_server(account, folder)
+
+
+@pytest.mark.parametrize("server", ["condstore", "plain"])
+def test_messages_deleted_by_another_client_disappear(
+    server, db, alice, imap_account, plain_imap_account
+):
+    from tests.conftest import connect_mailbox
+
+    account = imap_account if server == "condstore" else plain_imap_account
+    mailbox = connect_mailbox(account, manager=alice)
+    uids = [account.deliver(f"m{n}") for n in range(5)]
+    sync_mailbox(mailbox)
+    folder = inbox(mailbox)
+
+    other = account.client()
+    other.select_folder("INBOX")
+    other.delete_messages([uids[1], uids[3]])
+    other.expunge()
+    other.logout()
+    # Same count as before (two gone, two new) must still be noticed.
+    account.deliver("new a")
+    account.deliver("new b")
+    result = sync_mailbox(mailbox, folder_names=["INBOX"])
+    assert result.folders["INBOX"].removed == 2
+    assert not folder.messages.filter(uid__in=[uids[1], uids[3]]).exists()
+    assert Change.objects.filter(mailbox=mailbox, kind="messages_removed").exists()
+    assert_mirrors_server(account, folder)
+
+
+def test_a_resync_with_no_changes_changes_nothing(mailbox):
+    account = mailbox.account
+    for n in range(3):
+        account.deliver(f"m{n}")
+    sync_mailbox(mailbox)
+    changes = Change.objects.count()
+    result = sync_mailbox(mailbox)
+    assert result.added == 0
+    assert all(r.flag_changes == 0 and r.removed == 0 for r in result.folders.values())
+    assert Change.objects.count() == changes
+
+
+def test_a_uidvalidity_change_resyncs_the_folder(mailbox):
+    account = mailbox.account
+    for n in range(3):
+        account.deliver(f"m{n}")
+    sync_mailbox(mailbox)
+    folder = inbox(mailbox)
+    old = folder.uidvalidity
+    new = account.server.reset_uidvalidity(account.username, "INBOX")
+    result = sync_mailbox(mailbox, folder_names=["INBOX"])
+    folder.refresh_from_db()
+    assert result.folders["INBOX"].uidvalidity_reset
+    assert folder.uidvalidity == new != old
+    assert_mirrors_server(account, folder)
+
+
+def test_folders_deleted_or_created_by_another_client_follow(mailbox):
+    account = mailbox.account
+    account.deliver("x", folder="Old")
+    sync_mailbox(mailbox)
+    other = account.client()
+    other.delete_folder("Old")
+    other.create_folder("New")
+    other.logout()
+    sync_mailbox(mailbox)
+    names = set(mailbox.folders.values_list("name", flat=True))
+    assert "Old" not in names and "New" in names
+    assert not Message.objects.filter(mailbox=mailbox, folder__name="Old").exists()
+
+
+def test_a_message_with_broken_headers_is_stored_and_does_not_block_the_folder(mailbox):
+    account = mailbox.account
+    account.append(
+        b"From: =?x-unknown?B?!!!?= <>\r\nSubject: =?utf-8?B?broken\r\nDate: yesterday-ish\r\n"
+        b"Content-Type: multipart/mixed; boundary=\r\n\r\nno body structure at all\r\n"
+    )
+    account.append(b"\xff\xfe garbage that is not a header\r\n\r\n")
+    account.deliver("fine")
+    sync_mailbox(mailbox)
+    folder = inbox(mailbox)
+    assert folder.messages.count() == 3
+    assert folder.messages.filter(subject="fine").exists()
+    broken = folder.messages.order_by("uid").first()
+    assert broken.date is None
+    assert_mirrors_server(account, folder)
