@@ -7,11 +7,12 @@ vera only views it, charlie is an outsider who must get 404 everywhere.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 
-from tests.dovecot import DEFAULT_USERS, Dovecot, make_message
+from tests.dovecot import DEFAULT_USERS, Dovecot, dovecot_dir, make_message
 from webmail.celery import app as celery_app
 
 # Tasks run in-process in tests; a test that needs a real worker starts one itself.
@@ -43,25 +44,24 @@ class ImapAccount:
 
 
 @pytest.fixture(scope="session")
-def dovecot(tmp_path_factory) -> Dovecot:
+def dovecot() -> Iterator[Dovecot]:
     users = dict(DEFAULT_USERS) | {name: f"pw-{name}" for name in IMAP_POOL}
-    server = Dovecot.start(tmp_path_factory.mktemp("dovecot"), users=users)
-    yield server
-    server.stop()
+    with dovecot_dir("dovecot") as path, Dovecot.start(path, users=users) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
-def plain_dovecot(tmp_path_factory) -> Dovecot:
+def plain_dovecot() -> Iterator[Dovecot]:
     """A Dovecot that advertises no CONDSTORE, QRESYNC or LIST-STATUS: plain IMAP4rev1."""
     users = {name: f"pw-{name}" for name in IMAP_POOL}
-    server = Dovecot.start(
-        tmp_path_factory.mktemp("dovecot-plain"),
-        users=users,
-        capabilities="IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ SPECIAL-USE "
-        "MOVE UIDPLUS",
+    capabilities = (
+        "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ SPECIAL-USE MOVE UIDPLUS"
     )
-    yield server
-    server.stop()
+    with (
+        dovecot_dir("dovecot-plain") as path,
+        Dovecot.start(path, users=users, capabilities=capabilities) as server,
+    ):
+        yield server
 
 
 def _account(server: Dovecot) -> ImapAccount:
@@ -145,5 +145,7 @@ def mailbox(db, imap_account, alice, bob, vera):
 
 
 @pytest.fixture(autouse=True)
-def _no_stray_env(monkeypatch):
+def _test_settings(monkeypatch, settings):
     monkeypatch.delenv("KOTAK_IMAP_PASSWORD", raising=False)
+    # Django's default hasher is slow on purpose; personas are created in almost every test.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

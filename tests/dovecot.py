@@ -32,6 +32,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -43,7 +44,7 @@ from typing import Self
 from imapclient import IMAPClient
 from imapclient.imap_utf7 import encode as imap_utf7_encode
 
-__all__ = ["DEFAULT_USERS", "Dovecot", "DovecotError", "make_message"]
+__all__ = ["DEFAULT_USERS", "Dovecot", "DovecotError", "dovecot_dir", "make_message"]
 
 _PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/bin"])  # sbin: non-root
 DOVECOT = shutil.which("dovecot", path=_PATH) or "dovecot"
@@ -550,6 +551,21 @@ service imap {{
 
 
 # --------------------------------------------------------------------- helpers
+
+
+@contextmanager
+def dovecot_dir(name: str) -> Iterator[Path]:
+    """A fresh directory for an instance, outside pytest's basetemp, removed afterwards.
+
+    Dovecot's unprivileged processes must traverse every parent of base_dir, and pytest resets
+    its /tmp/pytest-of-<user> root to mode 0700 whenever another pytest session starts.
+    """
+    path = Path(tempfile.mkdtemp(prefix=f"kotak-{name}-"))
+    path.chmod(0o711)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def make_message(

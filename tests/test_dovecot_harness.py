@@ -8,13 +8,12 @@ import ssl
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
 
-from tests.dovecot import DEFAULT_USERS, Dovecot, make_message
+from tests.dovecot import DEFAULT_USERS, Dovecot, dovecot_dir, make_message
 
 pytestmark = pytest.mark.imap
 
@@ -24,15 +23,15 @@ REDUCED_CAPS = "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ SPECIA
 # Own instances rather than conftest's session `dovecot`: this module checks
 # the harness itself and must not depend on Django.
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot]:
-    with Dovecot.start(tmp_path_factory.mktemp("dovecot")) as dv:
+def server() -> Iterator[Dovecot]:
+    with dovecot_dir("harness") as path, Dovecot.start(path) as dv:
         yield dv
 
 
 @pytest.fixture(scope="module")
-def reduced(tmp_path_factory: pytest.TempPathFactory, server: Dovecot) -> Iterator[Dovecot]:
+def reduced(server: Dovecot) -> Iterator[Dovecot]:
     """A second instance, running next to `server`, hiding CONDSTORE & co."""
-    with Dovecot.start(tmp_path_factory.mktemp("dovecot-reduced"), capabilities=REDUCED_CAPS) as dv:
+    with dovecot_dir("reduced") as path, Dovecot.start(path, capabilities=REDUCED_CAPS) as dv:
         yield dv
 
 
@@ -245,12 +244,13 @@ def test_instances_are_independent(server: Dovecot, reduced: Dovecot) -> None:
         assert c.search(["SUBJECT", "only on reduced"]) == []
 
 
-def test_stop_is_idempotent(tmp_path: Path) -> None:
-    dv = Dovecot.start(tmp_path / "dv", users={"erin": "pw"})
-    port = dv.imap_port
-    dv.client("erin").logout()
-    dv.stop()
-    dv.stop()
+def test_stop_is_idempotent() -> None:
+    with dovecot_dir("idempotent") as path:
+        dv = Dovecot.start(path, users={"erin": "pw"})
+        port = dv.imap_port
+        dv.client("erin").logout()
+        dv.stop()
+        dv.stop()
     assert not dv.running
     with pytest.raises(OSError):
         IMAPClient(dv.host, port=port, ssl=False, timeout=2)
