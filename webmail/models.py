@@ -201,6 +201,13 @@ class Folder(models.Model):
 
     sync_state = models.CharField(max_length=10, choices=SyncState.choices, default=SyncState.IDLE)
     sync_error = models.TextField(blank=True)
+    # A folder whose UIDVALIDITY keeps changing is parked until then instead of resyncing
+    # in a loop; resets are counted per day.
+    parked_until = models.DateTimeField(null=True, blank=True)
+    uidvalidity_resets = models.JSONField(default=list, blank=True)
+    # Lease: the worker that syncs this folder now. Taken with a conditional UPDATE.
+    sync_lock_owner = models.CharField(max_length=64, blank=True)
+    sync_lock_until = models.DateTimeField(null=True, blank=True)
     # Progress of the initial sync, for the UI and `manage.py sync`.
     sync_total = models.PositiveIntegerField(default=0)
     sync_done = models.PositiveIntegerField(default=0)
@@ -360,6 +367,22 @@ class Message(models.Model):
             (self.is_deleted, "\\Deleted"),
         ]
         return [flag for present, flag in system if present] + list(self.keywords)
+
+
+class MessageTombstone(models.Model):
+    """A message that left a folder, kept briefly so a copy appearing in another folder is
+    recognised as the same message (a move by another client) and keeps its conversation."""
+
+    mailbox = models.ForeignKey(Mailbox, models.CASCADE, related_name="+")
+    stable_id = models.CharField(max_length=64)
+    conversation = models.ForeignKey(Conversation, models.CASCADE, related_name="+")
+    removed_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["mailbox", "stable_id"], name="tombstone_stable_id")]
+
+    def __str__(self) -> str:
+        return f"removed {self.stable_id}"
 
 
 class MessageBody(models.Model):

@@ -245,3 +245,136 @@ def test_a_message_with_broken_headers_is_stored_and_does_not_block_the_folder(m
     broken = folder.messages.order_by("uid").first()
     assert broken.date is None
     assert_mirrors_server(account, folder)
+
+
+def test_a_uidvalidity_reset_keeps_message_rows_and_their_conversation(mailbox):
+    from webmail.models import Conversation
+
+    account = mailbox.account
+    for n in range(3):
+        account.deliver(f"m{n}")
+    account.append(b"Subject: no message-id at all\r\n\r\nstill the same message\r\n")
+    sync_mailbox(mailbox)
+    folder = inbox(mailbox)
+    conversation = Conversation.objects.create(mailbox=mailbox, subject="m1")
+    kept = folder.messages.get(subject="m1")
+    kept.conversation = conversation
+    kept.save()
+    before = set(folder.messages.values_list("pk", flat=True))
+
+    account.server.reset_uidvalidity(account.username, "INBOX")
+    result = sync_mailbox(mailbox, folder_names=["INBOX"])
+    assert result.folders["INBOX"].remapped == 4
+    assert set(folder.messages.values_list("pk", flat=True)) == before
+    assert folder.messages.get(pk=kept.pk).conversation == conversation
+    assert_mirrors_server(account, folder)
+
+
+def test_an_interrupted_remap_finishes_on_the_next_run(mailbox, settings):
+    settings.SYNC_WINDOW = 10
+    account = mailbox.account
+    account.server.write_maildir(
+        account.username, "INBOX", [make_message(f"m{n}") for n in range(30)]
+    )
+    sync_mailbox(mailbox)
+    folder = inbox(mailbox)
+    before = set(folder.messages.values_list("pk", flat=True))
+    account.server.reset_uidvalidity(account.username, "INBOX")
+
+    def crash(folder):
+        if folder.sync_done >= 10:
+            raise RuntimeError("worker killed")
+
+    with pytest.raises(RuntimeError):
+        sync_mailbox(mailbox, progress=crash, folder_names=["INBOX"])
+    # Mid-remap nothing is lost: old rows wait (negative UIDs) to be matched.
+    assert set(folder.messages.values_list("pk", flat=True)) == before
+    sync_mailbox(mailbox, folder_names=["INBOX"])
+    assert set(folder.messages.values_list("pk", flat=True)) == before
+    assert not folder.messages.filter(uid__lt=0).exists()
+    assert_mirrors_server(account, folder)
+
+
+def test_a_folder_whose_uidvalidity_keeps_changing_is_parked_with_a_visible_error(mailbox):
+    account = mailbox.account
+    account.deliver("m")
+    sync_mailbox(mailbox)
+    for _ in range(2):
+        account.server.reset_uidvalidity(account.username, "INBOX")
+        assert not sync_mailbox(mailbox, folder_names=["INBOX"]).errors
+    account.server.reset_uidvalidity(account.username, "INBOX")
+    result = sync_mailbox(mailbox, folder_names=["INBOX"])
+    folder = inbox(mailbox)
+    assert "renumbered this folder 3 times" in result.errors["INBOX"]
+    assert folder.sync_state == Folder.SyncState.PARKED
+    assert folder.messages.count() == 1  # nothing thrown away
+    # Parked: the next run leaves it alone instead of looping.
+    assert sync_mailbox(mailbox, folder_names=["INBOX"]).folders["INBOX"].skipped == "parked"
+
+
+def test_two_workers_never_sync_the_same_folder_at_once(mailbox):
+    from webmail.sync.messages import FolderSync
+
+    account = mailbox.account
+    account.deliver("m")
+    sync_mailbox(mailbox)
+    folder = inbox(mailbox)
+    first = FolderSync(folder, account.client())
+    assert first._lock()
+    account.deliver("m2")
+    assert sync_mailbox(mailbox, folder_names=["INBOX"]).folders["INBOX"].skipped == "busy"
+    first._unlock()
+    assert sync_mailbox(mailbox, folder_names=["INBOX"]).folders["INBOX"].added == 1
+
+
+def test_an_unchanged_folder_is_not_even_selected(mailbox):
+    account = mailbox.account
+    account.deliver("m")
+    sync_mailbox(mailbox)
+    result = sync_mailbox(mailbox)
+    assert {r.skipped for r in result.folders.values()} == {"unchanged"}
+    account.deliver("m2")
+    result = sync_mailbox(mailbox)
+    assert result.folders["INBOX"].added == 1
+    assert result.folders["Sent"].skipped == "unchanged"
+
+
+def test_a_message_moved_by_another_client_keeps_its_conversation(mailbox):
+    from webmail.models import Conversation
+
+    account = mailbox.account
+    uid = account.deliver("Where is my parcel?")
+    sync_mailbox(mailbox)
+    message = inbox(mailbox).messages.get()
+    conversation = Conversation.objects.create(mailbox=mailbox, subject=message.subject)
+    message.conversation = conversation
+    message.save()
+
+    other = account.client()
+    other.select_folder("INBOX")
+    other.move([uid], "Archive")
+    other.logout()
+    sync_mailbox(mailbox)
+    moved = mailbox.folders.get(special_use="archive").messages.get()
+    assert moved.conversation == conversation
+    assert not inbox(mailbox).messages.exists()
+
+
+def test_a_move_is_recognised_whichever_folder_is_synced_first(mailbox):
+    from webmail.models import Conversation
+
+    account = mailbox.account
+    uid = account.deliver("Invoice question")
+    sync_mailbox(mailbox)
+    message = inbox(mailbox).messages.get()
+    conversation = Conversation.objects.create(mailbox=mailbox, subject=message.subject)
+    Message.objects.filter(pk=message.pk).update(conversation=conversation)
+
+    other = account.client()
+    other.select_folder("INBOX")
+    other.move([uid], "Archive")
+    other.logout()
+    sync_mailbox(mailbox, folder_names=["Archive"])  # destination first
+    sync_mailbox(mailbox, folder_names=["INBOX"])
+    assert mailbox.folders.get(special_use="archive").messages.get().conversation == conversation
+    assert not inbox(mailbox).messages.exists()

@@ -31,9 +31,12 @@ def mailbox_connection(mailbox: Mailbox) -> Iterator[imapclient.IMAPClient]:
         if capabilities != mailbox.capabilities:
             mailbox.capabilities = capabilities
             mailbox.save(update_fields=["capabilities"])
-        if "CONDSTORE" in capabilities and "ENABLE" in capabilities:
-            # RFC 7162 §3.1.8: enabling CONDSTORE makes SELECT report HIGHESTMODSEQ.
-            client.enable("CONDSTORE")
+        if "ENABLE" in capabilities:
+            # RFC 7162 §3.1.8/§3.2.3: enabling makes SELECT report HIGHESTMODSEQ, and under
+            # QRESYNC expunges arrive as VANISHED (UIDs) instead of EXPUNGE (sequence numbers).
+            wanted = [cap for cap in ("QRESYNC", "CONDSTORE") if cap in capabilities]
+            if wanted:
+                client.enable(*wanted)
         yield client
     finally:
         try:

@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 from django.utils import timezone
 from imapclient.exceptions import IMAPClientError
 
+from webmail.imap.extensions import folder_statuses
 from webmail.models import Folder, Mailbox
 from webmail.sync.connection import mailbox_connection, mark_healthy
 from webmail.sync.folders import sync_folders
-from webmail.sync.messages import FolderSyncResult, Progress, sync_folder
+from webmail.sync.messages import FolderParked, FolderSyncResult, Progress, sync_folder
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +36,22 @@ def sync_mailbox(
         status=Mailbox.Status.SYNCING
     )
     with mailbox_connection(mailbox) as client:
-        folders = sync_folders(mailbox, client)
+        folders = [
+            folder
+            for folder in sync_folders(mailbox, client)
+            if folder.is_selectable and (not folder_names or folder.name in folder_names)
+        ]
+        # One LIST-STATUS (or a STATUS per folder) tells which folders changed at all.
+        statuses = folder_statuses(
+            client, [f.name for f in folders], condstore=client.has_capability("CONDSTORE")
+        )
         for folder in folders:
-            if not folder.is_selectable:
-                continue
-            if folder_names and folder.name not in folder_names:
-                continue
             try:
-                result.folders[folder.name] = sync_folder(folder, client, progress)
+                result.folders[folder.name] = sync_folder(
+                    folder, client, progress, statuses.get(folder.name)
+                )
+            except FolderParked as exc:
+                result.errors[folder.name] = str(exc)
             except IMAPClientError as exc:
                 # One broken folder (deleted meanwhile, no permission) must not stop the rest.
                 log.warning("mailbox %s folder %r: %s", mailbox.pk, folder.name, exc)

@@ -8,17 +8,21 @@ repeats work on the next run but never loses or duplicates a message.
 from __future__ import annotations
 
 import logging
+import uuid
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import imapclient
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
+from webmail.imap.extensions import FolderStatus, pop_vanished
 from webmail.mail.headers import FETCHED_FIELDS, Headers, parse_headers
-from webmail.models import Change, Folder, Message
+from webmail.models import Change, Folder, Message, MessageTombstone
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +65,11 @@ UPSERT_FIELDS = [
 FLAG_FIELDS = ["is_seen", "is_flagged", "is_answered", "is_draft", "is_deleted", "keywords"]
 
 Progress = Callable[[Folder], None]
+LOCK_TTL = timedelta(minutes=5)
+# A folder renumbered this many times within PARK_WINDOW is parked for PARK_FOR.
+PARK_AFTER_RESETS = 3
+PARK_WINDOW = timedelta(days=1)
+PARK_FOR = timedelta(hours=6)
 
 
 @dataclass
@@ -68,8 +77,14 @@ class FolderSyncResult:
     added: int = 0
     flag_changes: int = 0
     removed: int = 0
+    remapped: int = 0
     uidvalidity_reset: bool = False
+    skipped: str = ""  # why nothing was done: "unchanged", "busy", "parked"
     added_ids: list[int] = field(default_factory=list)
+
+
+class FolderParked(Exception):
+    """The folder's UIDVALIDITY keeps changing: stop resyncing it and tell a person."""
 
 
 def flag_values(flags: Iterable[bytes | str]) -> dict:
@@ -100,6 +115,20 @@ def _internal_date(value) -> datetime:
     return timezone.now()
 
 
+def _stable_id(data: dict, headers: Headers) -> str:
+    """The server's own message identity where it has one (RFC 8474 EMAILID, Gmail's
+    X-GM-MSGID), else a hash of headers that survive a renumbering."""
+    email_id = data.get(b"EMAILID")
+    if isinstance(email_id, (tuple, list)) and email_id:
+        email_id = email_id[0]
+    if email_id:
+        value = email_id.decode() if isinstance(email_id, bytes) else str(email_id)
+        return f"e:{value}"[:64]
+    if data.get(b"X-GM-MSGID"):
+        return f"g:{data[b'X-GM-MSGID']}"
+    return headers.stable_id()
+
+
 def build_message(folder: Folder, uid: int, data: dict) -> Message:
     """A Message row from one FETCH response; unparseable headers are kept raw and marked."""
     raw = _header_bytes(data)
@@ -116,7 +145,7 @@ def build_message(folder: Folder, uid: int, data: dict) -> Message:
         mailbox_id=folder.mailbox_id,
         folder=folder,
         uid=uid,
-        stable_id=headers.stable_id(),
+        stable_id=_stable_id(data, headers),
         modseq=modseq[0] if isinstance(modseq, tuple) and modseq else None,
         message_id=headers.message_id,
         in_reply_to=headers.in_reply_to,
@@ -156,25 +185,57 @@ def _uid_set(uids: list[int]) -> str:
 
 
 class FolderSync:
-    """One sync pass over one selected folder."""
+    """One sync pass over one folder, holding the folder's lock."""
 
     def __init__(
-        self, folder: Folder, client: imapclient.IMAPClient, progress: Progress | None = None
+        self,
+        folder: Folder,
+        client: imapclient.IMAPClient,
+        progress: Progress | None = None,
+        status: FolderStatus | None = None,
     ):
         self.folder = folder
         self.client = client
         self.progress = progress or (lambda folder: None)
+        self.status = status
         self.result = FolderSyncResult()
         self.condstore = client.has_capability("CONDSTORE")
+        self.qresync = client.has_capability("QRESYNC") and client.has_capability("ENABLE")
         self.window = settings.SYNC_WINDOW
+        self.fetch_items = list(NEW_MESSAGE_ITEMS)
+        if client.has_capability("OBJECTID"):
+            self.fetch_items.append("EMAILID")
+        if client.has_capability("X-GM-EXT-1"):
+            self.fetch_items.append("X-GM-MSGID")
+        self.owner = uuid.uuid4().hex
+        self.orphans: dict[str, list[int]] | None = None
 
     def run(self) -> FolderSyncResult:
+        folder = self.folder
+        if folder.parked_until and folder.parked_until > timezone.now():
+            self.result.skipped = "parked"
+            return self.result
+        if self._unchanged():
+            self.result.skipped = "unchanged"
+            return self.result
+        if not self._lock():
+            # Another worker is on this folder right now; its pass covers our reason to run.
+            self.result.skipped = "busy"
+            return self.result
+        try:
+            self._sync()
+        finally:
+            self._unlock()
+        return self.result
+
+    def _sync(self) -> None:
         folder = self.folder
         status = self.client.select_folder(folder.name, readonly=True)
         uidvalidity = status[b"UIDVALIDITY"]
         exists = status.get(b"EXISTS", 0)
         server_uidnext = status.get(b"UIDNEXT") or self._status_uidnext()
         modseq = status.get(b"HIGHESTMODSEQ") if self.condstore else None
+        self._apply_vanished()
 
         if folder.uidvalidity is not None and folder.uidvalidity != uidvalidity:
             self._reset(uidvalidity)
@@ -189,7 +250,46 @@ class FolderSync:
             self._diff_flags()
         self._expunged(exists)
         self._finish()
-        return self.result
+
+    # -- lock and shortcuts -----------------------------------------------------------------
+
+    def _lock(self) -> bool:
+        now = timezone.now()
+        taken = (
+            Folder.objects.filter(pk=self.folder.pk)
+            .filter(
+                Q(sync_lock_until__isnull=True)
+                | Q(sync_lock_until__lt=now)
+                | Q(sync_lock_owner=self.owner)
+            )
+            .update(sync_lock_owner=self.owner, sync_lock_until=now + LOCK_TTL)
+        )
+        if taken:
+            self.folder.refresh_from_db()
+        return bool(taken)
+
+    def _unlock(self) -> None:
+        Folder.objects.filter(pk=self.folder.pk, sync_lock_owner=self.owner).update(
+            sync_lock_owner="", sync_lock_until=None
+        )
+
+    def _unchanged(self) -> bool:
+        """Whether STATUS proves there is nothing to do, so the folder need not be selected.
+
+        Needs CONDSTORE: without HIGHESTMODSEQ a flag change is invisible to STATUS.
+        Same UIDNEXT and same count means nothing was added or expunged either.
+        """
+        folder, status = self.folder, self.status
+        return bool(
+            status is not None
+            and status.highestmodseq is not None
+            and folder.highestmodseq == status.highestmodseq
+            and folder.uidvalidity == status.uidvalidity
+            and folder.uidnext == status.uidnext
+            and folder.lowest_synced_uid == 1
+            and folder.total_count == status.messages
+            and folder.sync_state == Folder.SyncState.IDLE
+        )
 
     # -- cursor ---------------------------------------------------------------------------
 
@@ -209,20 +309,44 @@ class FolderSync:
         folder.save()
 
     def _reset(self, uidvalidity: int) -> None:
-        """The server renumbered the folder (RFC 3501 §2.3.1.1): its UIDs mean nothing now."""
+        """The server renumbered the folder (RFC 3501 §2.3.1.1): its UIDs mean nothing now.
+
+        The rows are kept with their UID negated and matched to the new UIDs by stable
+        identity as the folder is fetched again, so message ids, bodies and conversations
+        survive. Whatever is left unmatched once the whole folder is fetched is removed.
+        """
+        folder = self.folder
+        now = timezone.now()
         log.warning(
-            "folder %s: UIDVALIDITY changed %s -> %s",
-            self.folder.pk,
-            self.folder.uidvalidity,
-            uidvalidity,
+            "folder %s: UIDVALIDITY changed %s -> %s", folder.pk, folder.uidvalidity, uidvalidity
         )
+        recent = [
+            stamp
+            for stamp in folder.uidvalidity_resets
+            if datetime.fromisoformat(stamp) > now - PARK_WINDOW
+        ] + [now.isoformat()]
         with transaction.atomic():
-            self.folder.messages.all().delete()
-            self.folder.uidvalidity = None
-            self.folder.save(update_fields=["uidvalidity"])
-            Change.objects.create(
-                mailbox_id=self.folder.mailbox_id, kind="folder_reset", folder_id=self.folder.pk
-            )
+            folder.uidvalidity_resets = recent
+            if len(recent) >= PARK_AFTER_RESETS:
+                folder.parked_until = now + PARK_FOR
+                folder.sync_state = Folder.SyncState.PARKED
+                folder.sync_error = (
+                    f"The server renumbered this folder {len(recent)} times in a day "
+                    "(UIDVALIDITY changed); sync is paused until "
+                    f"{folder.parked_until:%Y-%m-%d %H:%M} UTC. Check the server."
+                )
+                folder.save(
+                    update_fields=["uidvalidity_resets", "parked_until", "sync_state", "sync_error"]
+                )
+                Change.objects.create(
+                    mailbox_id=folder.mailbox_id, kind="folder", folder_id=folder.pk
+                )
+            else:
+                folder.messages.filter(uid__gt=0).update(uid=-F("id"))
+                folder.uidvalidity = None
+                folder.save(update_fields=["uidvalidity", "uidvalidity_resets"])
+        if folder.parked_until:
+            raise FolderParked(folder.sync_error)
         self.result.uidvalidity_reset = True
 
     # -- new mail ---------------------------------------------------------------------------
@@ -230,10 +354,9 @@ class FolderSync:
     def _fetch_new(self) -> None:
         """Messages that arrived since the last run: UID SEARCH uidnext:*, then FETCH."""
         folder = self.folder
+        found = self.client.search(["UID", f"{folder.uidnext}:*"])
         # "N:*" always matches the highest UID even when it is below N: filter.
-        uids = sorted(
-            u for u in self.client.search(["UID", f"{folder.uidnext}:*"]) if u >= folder.uidnext
-        )
+        uids = sorted(uid for uid in found if uid >= folder.uidnext)
         for window in _chunks(uids, self.window):
             self._store_window(window, uidnext=window[-1] + 1)
 
@@ -242,12 +365,9 @@ class FolderSync:
         folder = self.folder
         if not folder.lowest_synced_uid or folder.lowest_synced_uid <= 1:
             return
+        below = folder.lowest_synced_uid
         uids = sorted(
-            (
-                u
-                for u in self.client.search(["UID", f"1:{folder.lowest_synced_uid - 1}"])
-                if u < folder.lowest_synced_uid
-            ),
+            (uid for uid in self.client.search(["UID", f"1:{below - 1}"]) if uid < below),
             reverse=True,
         )
         folder.sync_total = folder.sync_done + len(uids)
@@ -257,22 +377,35 @@ class FolderSync:
             is_last = (index + 1) * self.window >= len(uids)
             self._store_window(sorted(window), lowest=1 if is_last else min(window))
 
+    def _orphans(self) -> dict[str, list[int]]:
+        """Rows left from before a UIDVALIDITY reset, by stable identity."""
+        if self.orphans is None:
+            self.orphans = defaultdict(list)
+            rows = self.folder.messages.filter(uid__lt=0).values_list("stable_id", "pk")
+            for stable_id, pk in rows.order_by("-uid"):
+                self.orphans[stable_id].append(pk)
+        return self.orphans
+
     def _store_window(
         self, uids: list[int], *, uidnext: int | None = None, lowest: int | None = None
     ) -> None:
         folder = self.folder
         rows = []
         if uids:
-            response = self.client.fetch(_uid_set(uids), NEW_MESSAGE_ITEMS)
+            wanted = set(uids)
+            response = self.client.fetch(_uid_set(uids), self.fetch_items)
             rows = [
-                build_message(folder, uid, data)
-                for uid, data in response.items()
-                if uid in set(uids)
+                build_message(folder, uid, data) for uid, data in response.items() if uid in wanted
             ]
+        remapped = self._match_orphans(rows)
         with transaction.atomic():
-            if rows:
+            self._follow_moves(rows)
+            if remapped:
+                Message.objects.bulk_update(remapped, ["uid", *UPSERT_FIELDS], batch_size=500)
+            new_rows = [row for row in rows if row.pk is None]
+            if new_rows:
                 Message.objects.bulk_create(
-                    rows,
+                    new_rows,
                     update_conflicts=True,
                     unique_fields=["folder", "uid"],
                     update_fields=UPSERT_FIELDS,
@@ -281,16 +414,27 @@ class FolderSync:
                 folder.uidnext = max(folder.uidnext or 0, uidnext)
             if lowest is not None:
                 folder.lowest_synced_uid = lowest
+                if lowest == 1:
+                    self._drop_unmatched_orphans()
             folder.sync_done += len(rows)
             folder.sync_total = max(folder.sync_total, folder.sync_done)
-            folder.save(update_fields=["uidnext", "lowest_synced_uid", "sync_done", "sync_total"])
-            if rows:
+            folder.sync_lock_until = timezone.now() + LOCK_TTL
+            folder.save(
+                update_fields=[
+                    "uidnext",
+                    "lowest_synced_uid",
+                    "sync_done",
+                    "sync_total",
+                    "sync_lock_until",
+                ]
+            )
+            if new_rows:
                 ids = list(
                     Message.objects.filter(
-                        folder=folder, uid__in=[r.uid for r in rows]
+                        folder=folder, uid__in=[row.uid for row in new_rows]
                     ).values_list("pk", flat=True)
                 )
-                self.result.added += len(rows)
+                self.result.added += len(ids)
                 self.result.added_ids.extend(ids)
                 Change.objects.create(
                     mailbox_id=folder.mailbox_id,
@@ -298,7 +442,55 @@ class FolderSync:
                     folder_id=folder.pk,
                     message_ids=ids[:500],
                 )
+        self._apply_vanished()
         self.progress(folder)
+
+    def _match_orphans(self, rows: list[Message]) -> list[Message]:
+        """Give rows from before a UIDVALIDITY reset their new UID (same pk, same team data)."""
+        orphans = self._orphans()
+        matched = []
+        for row in rows:
+            candidates = orphans.get(row.stable_id)
+            if candidates:
+                row.pk = candidates.pop()
+                matched.append(row)
+        self.result.remapped += len(matched)
+        return matched
+
+    def _drop_unmatched_orphans(self) -> None:
+        gone = list(self.folder.messages.filter(uid__lt=0).values_list("pk", flat=True))
+        if gone:
+            self._remove(gone)
+        self.orphans = {}
+
+    def _follow_moves(self, rows: list[Message]) -> None:
+        """A message that left another folder moments ago and arrives here keeps its
+        conversation: that was a move by another client, not a delete and a new mail."""
+        fresh = {row.stable_id: row for row in rows if row.pk is None}
+        if not fresh:
+            return
+        stones = MessageTombstone.objects.filter(
+            mailbox_id=self.folder.mailbox_id, stable_id__in=list(fresh)
+        )
+        used = []
+        for stone in stones:
+            row = fresh.get(stone.stable_id)
+            if row is not None and row.conversation_id is None:
+                row.conversation_id = stone.conversation_id
+                used.append(stone.pk)
+        if used:
+            MessageTombstone.objects.filter(pk__in=used).delete()
+        # The destination may be synced before the source: the copy still in the old folder
+        # (or a true copy, which belongs to the same conversation anyway) tells too.
+        waiting = [stable_id for stable_id, row in fresh.items() if row.conversation_id is None]
+        if waiting:
+            twins = Message.objects.filter(
+                mailbox_id=self.folder.mailbox_id,
+                stable_id__in=waiting,
+                conversation__isnull=False,
+            ).values_list("stable_id", "conversation_id")
+            for stable_id, conversation_id in twins:
+                fresh[stable_id].conversation_id = conversation_id
 
     # -- flags ------------------------------------------------------------------------------
 
@@ -311,15 +503,21 @@ class FolderSync:
         return f"{folder.lowest_synced_uid}:{folder.uidnext - 1}"
 
     def _changed_flags(self, modseq: int) -> None:
-        """CONDSTORE (RFC 7162 §3.1.4): only what changed since the stored HIGHESTMODSEQ."""
+        """CONDSTORE (RFC 7162 §3.1.4): only what changed since the stored HIGHESTMODSEQ.
+
+        Under QRESYNC the same FETCH also reports expunged UIDs (VANISHED, §3.2.6), which are
+        applied before the new HIGHESTMODSEQ is stored, or they would be missed for good.
+        """
         folder = self.folder
         if folder.highestmodseq is not None and modseq <= folder.highestmodseq:
             return
         uid_range = self._stored_range()
         if uid_range and folder.highestmodseq is not None:
-            response = self.client.fetch(
-                uid_range, ["UID", "FLAGS"], modifiers=[f"CHANGEDSINCE {folder.highestmodseq}"]
-            )
+            modifiers = [f"CHANGEDSINCE {folder.highestmodseq}"]
+            if self.qresync:
+                modifiers.append("VANISHED")
+            response = self.client.fetch(uid_range, ["UID", "FLAGS"], modifiers=modifiers)
+            self._apply_vanished()
             self._apply_flags(response)
         with transaction.atomic():
             folder.highestmodseq = modseq
@@ -327,9 +525,12 @@ class FolderSync:
 
     def _diff_flags(self) -> None:
         """Without CONDSTORE: fetch every stored message's flags in chunks and compare."""
-        stored = list(self.folder.messages.order_by("uid").values_list("uid", flat=True))
+        stored = list(
+            self.folder.messages.filter(uid__gt=0).order_by("uid").values_list("uid", flat=True)
+        )
         for chunk in _chunks(stored, FLAG_CHUNK):
             response = self.client.fetch(f"{chunk[0]}:{chunk[-1]}", ["UID", "FLAGS"])
+            self._apply_vanished()
             self._apply_flags(response)
 
     def _apply_flags(self, response: dict) -> None:
@@ -364,9 +565,26 @@ class FolderSync:
 
     # -- expunges ---------------------------------------------------------------------------
 
+    def _apply_vanished(self) -> None:
+        """Remove the UIDs the server reported as VANISHED in answer to the last command."""
+        if not self.qresync:
+            return
+        folder = self.folder
+        if folder.uidnext is None:
+            pop_vanished(self.client, 1, 0)  # nothing stored yet: just discard
+            return
+        uids = pop_vanished(self.client, 1, folder.uidnext - 1)
+        if not uids:
+            return
+        gone: list[int] = []
+        for chunk in _chunks(sorted(uids), 5000):
+            gone += folder.messages.filter(uid__in=chunk).values_list("pk", flat=True)
+        if gone:
+            self._remove(gone)
+
     def _expunged(self, exists: int) -> None:
         folder = self.folder
-        stored = folder.messages.count()
+        stored = folder.messages.filter(uid__gt=0).count()
         if folder.lowest_synced_uid == 1 and stored == exists:
             # Every server UID is stored (the invariant); equal counts mean equal sets.
             return
@@ -374,21 +592,36 @@ class FolderSync:
         if uid_range is None:
             return
         on_server = set(self.client.search(["UID", uid_range]))
+        self._apply_vanished()
         stored_rows = folder.messages.filter(uid__gte=folder.lowest_synced_uid).values_list(
             "pk", "uid"
         )
         gone = [pk for pk, uid in stored_rows.iterator(chunk_size=5000) if uid not in on_server]
-        if not gone:
-            return
+        if gone:
+            self._remove(gone)
+
+    def _remove(self, pks: list[int]) -> None:
+        """Delete rows, leaving a tombstone for those in a conversation (see _follow_moves)."""
+        folder = self.folder
         with transaction.atomic():
-            Message.objects.filter(pk__in=gone).delete()
+            stones = [
+                MessageTombstone(
+                    mailbox_id=folder.mailbox_id, stable_id=stable_id, conversation_id=conversation
+                )
+                for stable_id, conversation in Message.objects.filter(
+                    pk__in=pks, conversation__isnull=False
+                ).values_list("stable_id", "conversation_id")
+            ]
+            MessageTombstone.objects.bulk_create(stones)
+            for chunk in _chunks(pks, 5000):
+                Message.objects.filter(pk__in=chunk).delete()
             Change.objects.create(
                 mailbox_id=folder.mailbox_id,
                 kind="messages_removed",
                 folder_id=folder.pk,
-                message_ids=gone[:500],
+                message_ids=pks[:500],
             )
-        self.result.removed += len(gone)
+        self.result.removed += len(pks)
 
     def _finish(self) -> None:
         folder = self.folder
@@ -399,6 +632,8 @@ class FolderSync:
         folder.last_synced_at = timezone.now()
         if folder.lowest_synced_uid == 1:
             folder.sync_done = folder.sync_total = folder.total_count
+            if not folder.last_full_scan_at or self.result.uidvalidity_reset:
+                folder.last_full_scan_at = folder.last_synced_at
         folder.save(
             update_fields=[
                 "total_count",
@@ -408,11 +643,15 @@ class FolderSync:
                 "last_synced_at",
                 "sync_done",
                 "sync_total",
+                "last_full_scan_at",
             ]
         )
 
 
 def sync_folder(
-    folder: Folder, client: imapclient.IMAPClient, progress: Progress | None = None
+    folder: Folder,
+    client: imapclient.IMAPClient,
+    progress: Progress | None = None,
+    status: FolderStatus | None = None,
 ) -> FolderSyncResult:
-    return FolderSync(folder, client, progress).run()
+    return FolderSync(folder, client, progress, status).run()

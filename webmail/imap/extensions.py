@@ -1,0 +1,109 @@
+"""What imapclient 3.1 lacks: LIST-STATUS (RFC 5819) and VANISHED (RFC 7162 §3.2.10).
+
+Both reach into imaplib through `client._imap`; this module is the only place that does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import imapclient
+from imapclient.response_parser import parse_response
+
+STATUS_ITEMS = ("MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN")
+
+
+@dataclass(frozen=True)
+class FolderStatus:
+    messages: int
+    uidnext: int | None
+    uidvalidity: int | None
+    unseen: int | None = None
+    highestmodseq: int | None = None
+
+
+def _as_status(items) -> FolderStatus:
+    values = {}
+    pairs = list(items)
+    for key, value in zip(pairs[::2], pairs[1::2], strict=False):
+        name = key.decode() if isinstance(key, bytes) else str(key)
+        values[name.upper()] = value
+    return FolderStatus(
+        messages=values.get("MESSAGES", 0),
+        uidnext=values.get("UIDNEXT"),
+        uidvalidity=values.get("UIDVALIDITY"),
+        unseen=values.get("UNSEEN"),
+        highestmodseq=values.get("HIGHESTMODSEQ"),
+    )
+
+
+def folder_statuses(
+    client: imapclient.IMAPClient, names: list[str], condstore: bool
+) -> dict[str, FolderStatus]:
+    """STATUS of every named folder: one LIST-STATUS round trip where advertised."""
+    items = STATUS_ITEMS + (("HIGHESTMODSEQ",) if condstore else ())
+    if client.has_capability("LIST-STATUS"):
+        try:
+            return _list_status(client, items)
+        except imapclient.exceptions.IMAPClientError:
+            pass  # a shortcut only: without it every folder is selected and checked
+    result = {}
+    for name in names:
+        try:
+            status = client.folder_status(name, list(items))
+        except imapclient.exceptions.IMAPClientError:
+            continue  # gone since LIST, or not allowed: the folder sync reports it
+        result[name] = _as_status([part for key, value in status.items() for part in (key, value)])
+    return result
+
+
+def _list_status(client: imapclient.IMAPClient, items: tuple[str, ...]) -> dict[str, FolderStatus]:
+    imap = client._imap
+    typ, data = imap._simple_command(
+        "LIST", '""', '"*"', "RETURN", "(STATUS ({}))".format(" ".join(items))
+    )
+    if typ != "OK":
+        raise imapclient.exceptions.IMAPClientError(f"LIST-STATUS failed: {data}")
+    raw = imap.untagged_responses.pop("STATUS", [])
+    imap.untagged_responses.pop("LIST", None)
+    result = {}
+    for line in raw:
+        parsed = parse_response([line] if isinstance(line, bytes) else list(line))
+        name, status_items = parsed[0], parsed[1]
+        name = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
+        result[name] = _as_status(status_items)
+    return result
+
+
+def parse_uid_set(text: str, low: int = 1, high: int = 2**32 - 1) -> set[int]:
+    """ "1:3,7,9:10" → {1, 2, 3, 7, 9, 10}, clamped to low..high.
+
+    The clamp matters: "1:4294967295" from a server must not become four billion ints.
+    """
+    uids: set[int] = set()
+    for part in text.split(","):
+        part = part.strip()
+        if not part or part == "*":
+            continue
+        if ":" in part:
+            bounds = sorted(int(x) if x != "*" else high for x in part.split(":", 1))
+            uids.update(range(max(bounds[0], low), min(bounds[1], high) + 1))
+        elif low <= int(part) <= high:
+            uids.add(int(part))
+    return uids
+
+
+def pop_vanished(client: imapclient.IMAPClient, low: int = 1, high: int = 2**32 - 1) -> set[int]:
+    """UIDs reported by VANISHED responses since the last call (QRESYNC sessions only).
+
+    With QRESYNC enabled the server reports expunges only this way, in answer to any
+    command, so callers harvest after every command they send.
+    """
+    uids: set[int] = set()
+    for line in client._imap.untagged_responses.pop("VANISHED", []):
+        text = line.decode("ascii", "replace") if isinstance(line, bytes) else str(line)
+        text = text.strip()
+        if text.upper().startswith("(EARLIER)"):
+            text = text[len("(EARLIER)") :]
+        uids |= parse_uid_set(text.strip(), low, high)
+    return uids
