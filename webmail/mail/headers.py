@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.header import decode_header
+from datetime import UTC, datetime, timedelta
 from email.parser import BytesHeaderParser
 from email.policy import compat32
-from email.utils import getaddresses, parsedate_to_datetime
+from email.quoprimime import header_decode
+from email.utils import getaddresses, parsedate_to_datetime, unquote
 
 from webmail.mail.text import clean, decode_bytes
 
@@ -27,7 +28,17 @@ FETCHED_FIELDS = (
     "CONTENT-TYPE",
 )
 
-_MSGID = re.compile(r"<[^<>\s]+>")
+# An RFC 2047 encoded word, as leniently as email.header matches it: senders put spaces and '?'
+# in the encoded text, which the RFC forbids.
+_ENCODED_WORD = re.compile(r"=\?(?P<charset>[^?]*?)\?(?P<encoding>[qQbB])\?(?P<text>.*?)\?=")
+# A message id in angle brackets (RFC 5322 §3.6.4); whitespace or a C1 control inside is junk.
+_MSGID = re.compile(r"<[^<>\s\x80-\x9f]+>")
+# The same without brackets, as some old mailers and scripts write it.
+_BARE_MSGID = re.compile(r"[^<>()\",;\s\x80-\x9f]+@[^<>()\",;\s\x80-\x9f]+")
+# The range of dates kept, in UTC as the database stores them. The latest leaves a day of margin
+# so that showing a date in any time zone cannot overflow datetime either.
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9999, 12, 31, tzinfo=UTC) - timedelta(days=1)
 _parser = BytesHeaderParser(policy=compat32)
 
 
@@ -61,39 +72,86 @@ def _unfold(value: str) -> str:
 
 
 def _raw_to_text(value: str) -> str:
-    """compat32 keeps 8-bit header bytes as surrogates; they are almost always raw UTF-8."""
+    """compat32 keeps 8-bit header bytes as surrogates; they are almost always raw UTF-8.
+
+    RFC 6532 allows UTF-8 in headers; anything else 8-bit is legacy, read as Windows-1252.
+    """
+    if value.isascii():
+        return value
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        return decode_bytes(value.encode("ascii", "surrogateescape"))
+        return decode_bytes(value.encode("utf-8", "surrogateescape"))
     return value
+
+
+def _encoded_word_bytes(word: re.Match[str]) -> bytes | None:
+    """The bytes an encoded word stands for, or None if it cannot be decoded."""
+    text = word["text"]
+    if not text.isascii():  # RFC 2047 §5: encoded text is ASCII; this is no encoded word
+        return None
+    if word["encoding"] in "qQ":
+        # RFC 2047 §4.2: "_" is a space, "=XX" a byte; the result is one char per byte.
+        return header_decode(text).encode("latin-1")
+    text += "==="[: -len(text) % 4]  # senders drop the padding; a2b_base64 needs it
+    try:
+        return binascii.a2b_base64(text)
+    except binascii.Error:
+        return None
+
+
+def _decode_encoded_words(value: str) -> str:
+    """Replace the RFC 2047 encoded words in value by their text; keep all other text as is.
+
+    Unlike email.header.decode_header, which turns the text around encoded words into bytes
+    with raw-unicode-escape (so 8-bit text next to an encoded word came back as "\\u65e5"),
+    this works on str throughout. As decode_header does, it drops the whitespace between two
+    encoded words (RFC 2047 §6.2) and decodes adjacent words in the same charset together:
+    senders split multi-byte characters across words although §5 forbids it.
+    """
+    pieces: list[str] = []
+    pending = b""  # the bytes of adjacent encoded words in pending_charset, not yet decoded
+    pending_charset: str | None = None
+    end = 0  # where the text not yet copied to pieces starts
+    for word in _ENCODED_WORD.finditer(value):
+        data = _encoded_word_bytes(word)
+        if data is None:
+            continue  # stays in the text between words, shown as written
+        charset = word["charset"].lower()
+        between = value[end : word.start()]
+        if pending_charset is not None and (not between or between.isspace()):
+            if charset == pending_charset:
+                pending += data
+                end = word.end()
+                continue
+            pieces.append(decode_bytes(pending, pending_charset))
+        else:
+            if pending_charset is not None:
+                pieces.append(decode_bytes(pending, pending_charset))
+            pieces.append(between)
+        pending, pending_charset = data, charset
+        end = word.end()
+    if pending_charset is not None:
+        pieces.append(decode_bytes(pending, pending_charset))
+    pieces.append(value[end:])
+    return "".join(pieces)
 
 
 def decode_header_value(value: str | None) -> str:
     """Decode RFC 2047 encoded words, with charset fallbacks; never raises."""
     if not value:
         return ""
-    value = _raw_to_text(_unfold(str(value)))
-    try:
-        chunks = decode_header(value)
-    except Exception:  # noqa: BLE001 — malformed encoded words: show the raw text
-        return clean(value)
-    parts = []
-    for chunk, charset in chunks:
-        if isinstance(chunk, bytes):
-            parts.append(decode_bytes(chunk, charset))
-        else:
-            parts.append(chunk)
-    # decode_header drops the whitespace between an encoded word and plain text inconsistently;
-    # joining with "" when it returned mixed chunks is what mail clients show.
-    joined = "".join(parts) if len(chunks) > 1 else parts[0]
-    return clean(re.sub(r"\s+", " ", joined).strip())
+    text = _raw_to_text(_unfold(value))
+    if "=?" in text:
+        text = _decode_encoded_words(text)
+    # split() also drops leading and trailing whitespace.
+    return clean(" ".join(text.split()))
 
 
 def parse_addresses(value: str | None) -> list[list[str]]:
     if not value:
         return []
-    text = _raw_to_text(_unfold(str(value)))
+    text = _raw_to_text(_unfold(value))
     try:
         pairs = getaddresses([text])
     except Exception:  # noqa: BLE001
@@ -107,44 +165,80 @@ def parse_addresses(value: str | None) -> list[list[str]]:
 
 
 def parse_date(value: str | None) -> datetime | None:
+    """An aware datetime in the sender's zone, or None unless it is a plausible date.
+
+    Plausible means it can be stored: Django converts to UTC, and "31 Dec 9999 23:59:59 -1200"
+    is in year 10000 there, so the range is checked on the UTC time.
+    """
     if not value:
         return None
     try:
-        parsed = parsedate_to_datetime(_unfold(str(value)))
+        parsed = parsedate_to_datetime(_unfold(value))
+        if parsed.tzinfo is None:
+            # RFC 5322 §3.3: "-0000" means the sender's zone is unknown; the time is UTC.
+            parsed = parsed.replace(tzinfo=UTC)
+        in_utc = parsed.astimezone(UTC)
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if parsed is None:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    if not 1970 <= parsed.year <= 9999:
+    if not _EARLIEST <= in_utc <= _LATEST:
         return None
     return parsed
 
 
-def _message_ids(value: str | None) -> list[str]:
+def _sender(value: str | None) -> tuple[str, str]:
+    """(name, address) of the From header; only the first mailbox if there are several."""
+    pairs = parse_addresses(value)
+    if not value or not pairs:
+        return "", ""
+    for name, address in pairs:
+        if "@" in address:
+            return name, address
+    # No address at all ("From: Support Team", "From: MAILER-DAEMON"): getaddresses reads the
+    # words of an unquoted display name as addresses and keeps only some of them, so show what
+    # the sender wrote, as a name.
+    return unquote(decode_header_value(value))[:998], ""
+
+
+def _message_ids(value: str | None, *, single: bool = False) -> list[str]:
+    """The <ids> in a Message-ID (single=True), In-Reply-To or References header, in order."""
     if not value:
         return []
-    return _MSGID.findall(_raw_to_text(str(value)))
+    # clean() first: PostgreSQL refuses NUL in text, and a control character is never meant.
+    text = clean(_raw_to_text(value))
+    ids = _MSGID.findall(text)
+    if ids:
+        return ids
+    # RFC 5322 §3.6.4 wants the angle brackets but some mailers leave them out: bracket the
+    # bare id so that it matches the bracketed form that replies to the message quote.
+    bare = _BARE_MSGID.findall(text)
+    if single and len(bare) != 1:
+        return []
+    return [f"<{token}>" for token in bare]
 
 
 def parse_headers(raw: bytes) -> Headers:
     """Parse a header block. Malformed input gives partial results rather than an exception."""
     message = _parser.parsebytes(raw)
-    from_pairs = parse_addresses(message.get("From"))
-    from_name, from_address = from_pairs[0] if from_pairs else ("", "")
-    message_ids = _message_ids(message.get("Message-ID"))
-    in_reply_to = _message_ids(message.get("In-Reply-To"))
-    references = _message_ids(message.get("References"))
+    # Not message.get(): with compat32 it returns an email.header.Header for a value with 8-bit
+    # bytes, whose str() has already replaced them with U+FFFD. The raw values keep those bytes
+    # as surrogate escapes, which _raw_to_text decodes. As with get(), the first field wins.
+    fields: dict[str, str] = {}
+    for name, value in message.raw_items():
+        fields.setdefault(name.lower(), value)
+    get = fields.get
+    from_name, from_address = _sender(get("from"))
+    message_ids = _message_ids(get("message-id"), single=True)
+    in_reply_to = _message_ids(get("in-reply-to"))
+    references = _message_ids(get("references"))
     content_type = (message.get_content_type() or "text/plain").lower()
     return Headers(
-        subject=decode_header_value(message.get("Subject")),
+        subject=decode_header_value(get("subject")),
         from_name=from_name,
         from_address=from_address,
-        to=parse_addresses(message.get("To")),
-        cc=parse_addresses(message.get("Cc")),
-        reply_to=parse_addresses(message.get("Reply-To")),
-        date=parse_date(message.get("Date")),
+        to=parse_addresses(get("to")),
+        cc=parse_addresses(get("cc")),
+        reply_to=parse_addresses(get("reply-to")),
+        date=parse_date(get("date")),
         message_id=message_ids[0][:998] if message_ids else "",
         in_reply_to=" ".join(in_reply_to),
         references=" ".join(references),

@@ -107,7 +107,7 @@ def _status_context(box: Mailbox) -> dict:
 @require_GET
 def folder(request: HttpRequest, mailbox_id: int, folder_id: int) -> HttpResponse:
     current = get_folder_for_user(request.user, mailbox_id, folder_id)
-    messages = current.messages.newest_first().only(
+    rows_query = current.messages.newest_first().only(
         "pk",
         "mailbox_id",
         "uid",
@@ -127,19 +127,20 @@ def folder(request: HttpRequest, mailbox_id: int, folder_id: int) -> HttpRespons
     if before.isdigit():
         anchor = current.messages.filter(pk=int(before)).values("internal_date", "uid").first()
         if anchor:
-            messages = messages.filter(
+            rows_query = rows_query.filter(
                 Q(internal_date__lt=anchor["internal_date"])
                 | Q(internal_date=anchor["internal_date"], uid__lt=anchor["uid"])
             )
     page_size = settings.MESSAGES_PER_PAGE
-    rows = list(messages[: page_size + 1])
+    rows = list(rows_query[: page_size + 1])
     has_older = len(rows) > page_size
     rows = rows[:page_size]
     context = {
         "mailbox": current.mailbox,
         "folder": current,
         "folders": _folder_tree(current.mailbox),
-        "messages": rows,
+        # Not "messages": that name belongs to django.contrib.messages in base.html.
+        "rows": rows,
         "has_older": has_older,
         "older_anchor": rows[-1].pk if rows else None,
         "is_first_page": not before,
