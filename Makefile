@@ -43,3 +43,7 @@ format: install
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache *.egg-info
+
+## Benchmarks print figures; they assert nothing. BENCH_MESSAGES=20000 for a quick run.
+bench-sync: system-deps install
+	$(BIN)/python bench/sync.py

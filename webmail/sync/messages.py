@@ -23,6 +23,7 @@ from django.utils import timezone
 from webmail.imap.extensions import FolderStatus, pop_vanished
 from webmail.mail.headers import FETCHED_FIELDS, Headers, parse_headers
 from webmail.models import Change, Folder, Message, MessageTombstone
+from webmail.sync.store import upsert_messages
 
 log = logging.getLogger(__name__)
 
@@ -129,8 +130,9 @@ def _stable_id(data: dict, headers: Headers) -> str:
     return headers.stable_id()
 
 
-def build_message(folder: Folder, uid: int, data: dict) -> Message:
-    """A Message row from one FETCH response; unparseable headers are kept raw and marked."""
+def build_message(folder: Folder, uid: int, data: dict) -> dict:
+    """A Message row (field values by attname) from one FETCH response; unparseable headers
+    are kept raw and marked."""
     raw = _header_bytes(data)
     parse_error = ""
     try:
@@ -141,9 +143,9 @@ def build_message(folder: Folder, uid: int, data: dict) -> Message:
         parse_error = f"{type(exc).__name__}: {exc}"
     internal_date = _internal_date(data.get(b"INTERNALDATE"))
     modseq = data.get(b"MODSEQ")
-    return Message(
+    return dict(
         mailbox_id=folder.mailbox_id,
-        folder=folder,
+        folder_id=folder.pk,
         uid=uid,
         stable_id=_stable_id(data, headers),
         modseq=modseq[0] if isinstance(modseq, tuple) and modseq else None,
@@ -162,6 +164,7 @@ def build_message(folder: Folder, uid: int, data: dict) -> Message:
         has_attachments=headers.is_multipart_mixed,
         parse_error=parse_error,
         raw_headers=raw if parse_error else None,
+        conversation_id=None,
         **flag_values(data.get(b"FLAGS", ())),
     )
 
@@ -398,18 +401,12 @@ class FolderSync:
                 build_message(folder, uid, data) for uid, data in response.items() if uid in wanted
             ]
         remapped = self._match_orphans(rows)
+        new_rows = [row for row in rows if "id" not in row]
         with transaction.atomic():
-            self._follow_moves(rows)
+            self._follow_moves(new_rows)
             if remapped:
                 Message.objects.bulk_update(remapped, ["uid", *UPSERT_FIELDS], batch_size=500)
-            new_rows = [row for row in rows if row.pk is None]
-            if new_rows:
-                Message.objects.bulk_create(
-                    new_rows,
-                    update_conflicts=True,
-                    unique_fields=["folder", "uid"],
-                    update_fields=UPSERT_FIELDS,
-                )
+            ids = upsert_messages(new_rows)
             if uidnext is not None:
                 folder.uidnext = max(folder.uidnext or 0, uidnext)
             if lowest is not None:
@@ -428,12 +425,7 @@ class FolderSync:
                     "sync_lock_until",
                 ]
             )
-            if new_rows:
-                ids = list(
-                    Message.objects.filter(
-                        folder=folder, uid__in=[row.uid for row in new_rows]
-                    ).values_list("pk", flat=True)
-                )
+            if ids:
                 self.result.added += len(ids)
                 self.result.added_ids.extend(ids)
                 Change.objects.create(
@@ -445,15 +437,15 @@ class FolderSync:
         self._apply_vanished()
         self.progress(folder)
 
-    def _match_orphans(self, rows: list[Message]) -> list[Message]:
+    def _match_orphans(self, rows: list[dict]) -> list[Message]:
         """Give rows from before a UIDVALIDITY reset their new UID (same pk, same team data)."""
         orphans = self._orphans()
         matched = []
         for row in rows:
-            candidates = orphans.get(row.stable_id)
+            candidates = orphans.get(row["stable_id"])
             if candidates:
-                row.pk = candidates.pop()
-                matched.append(row)
+                row["id"] = candidates.pop()
+                matched.append(Message(**{k: v for k, v in row.items() if k != "conversation_id"}))
         self.result.remapped += len(matched)
         return matched
 
@@ -463,10 +455,10 @@ class FolderSync:
             self._remove(gone)
         self.orphans = {}
 
-    def _follow_moves(self, rows: list[Message]) -> None:
+    def _follow_moves(self, rows: list[dict]) -> None:
         """A message that left another folder moments ago and arrives here keeps its
         conversation: that was a move by another client, not a delete and a new mail."""
-        fresh = {row.stable_id: row for row in rows if row.pk is None}
+        fresh = {row["stable_id"]: row for row in rows}
         if not fresh:
             return
         stones = MessageTombstone.objects.filter(
@@ -475,14 +467,14 @@ class FolderSync:
         used = []
         for stone in stones:
             row = fresh.get(stone.stable_id)
-            if row is not None and row.conversation_id is None:
-                row.conversation_id = stone.conversation_id
+            if row is not None and row["conversation_id"] is None:
+                row["conversation_id"] = stone.conversation_id
                 used.append(stone.pk)
         if used:
             MessageTombstone.objects.filter(pk__in=used).delete()
         # The destination may be synced before the source: the copy still in the old folder
         # (or a true copy, which belongs to the same conversation anyway) tells too.
-        waiting = [stable_id for stable_id, row in fresh.items() if row.conversation_id is None]
+        waiting = [key for key, row in fresh.items() if row["conversation_id"] is None]
         if waiting:
             twins = Message.objects.filter(
                 mailbox_id=self.folder.mailbox_id,
@@ -490,7 +482,7 @@ class FolderSync:
                 conversation__isnull=False,
             ).values_list("stable_id", "conversation_id")
             for stable_id, conversation_id in twins:
-                fresh[stable_id].conversation_id = conversation_id
+                fresh[stable_id]["conversation_id"] = conversation_id
 
     # -- flags ------------------------------------------------------------------------------
 

@@ -1,0 +1,215 @@
+"""`make bench-sync`: how fast Kotak mirrors a big folder, against raw imapclient.
+
+Seeds one folder with N realistic messages (~15 KB, mixed multipart) by writing Maildir files
+into a private Dovecot, then measures in one run:
+  (a) baseline: imapclient fetching the same items, nothing stored;
+  (b) Kotak's initial sync into PostgreSQL, end to end (a separate `manage.py sync` process);
+  (c) a resync with no changes;
+  (d) a resync after 100 flag changes and 1,000 new messages;
+  (e) the peak memory of the syncing process.
+The machine is noisy: read the ratio (b)/(a) rather than the absolute figures.
+
+Environment: BENCH_MESSAGES (default 100000), BENCH_DATABASE_URL (default the local
+PostgreSQL, database kotak_bench, recreated), BENCH_SQLITE=1 to measure SQLite instead.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.dovecot import Dovecot, dovecot_dir  # noqa: E402
+
+N = int(os.environ.get("BENCH_MESSAGES", "100000"))
+PG_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/kotak_bench")
+USER, PASSWORD = "bench", "bench-password"
+
+WORDS = """
+order invoice refund parcel delivery account password reset thanks please help urgent
+question update status ticket customer support billing payment card shipping address
+tomorrow yesterday cancel subscription upgrade plan price discount broken damaged
+""".split()  # noqa: SIM905
+
+
+def body_text(rng: random.Random, size: int) -> str:
+    words = []
+    length = 0
+    while length < size:
+        word = rng.choice(WORDS)
+        words.append(word)
+        length += len(word) + 1
+    lines = [" ".join(words[i : i + 12]) for i in range(0, len(words), 12)]
+    return "\r\n".join(lines)
+
+
+def make_messages(count: int, seed: int = 1):
+    """Messages of ~15 KB: plain, alternative, and mixed with a small attachment."""
+    rng = random.Random(seed)
+    attachment = "\r\n".join(
+        "JVBERi0xLjQKJcfsj6IKNSAwIG9iago8PC9MZW5ndGggNiAwIFIvRmlsdGVyIC9GbGF0ZURlY29kZT4+"
+        for _ in range(60)
+    )
+    for n in range(count):
+        kind = n % 3
+        sender = f"Customer {n % 997} <customer{n % 997}@example.org>"
+        head = (
+            f"From: {sender}\r\nTo: Support <support@example.com>\r\n"
+            f"Subject: {rng.choice(WORDS).title()} {rng.choice(WORDS)} #{n}\r\n"
+            f"Date: Mon, 2 Mar 2026 {n % 24:02d}:{n % 60:02d}:00 +0000\r\n"
+            f"Message-ID: <bench-{n}@example.org>\r\n"
+            + (f"In-Reply-To: <bench-{n - 1}@example.org>\r\n" if n % 5 == 0 and n else "")
+            + "MIME-Version: 1.0\r\n"
+        )
+        text = body_text(rng, 6000 if kind else 14000)
+        if kind == 0:
+            raw = head + "Content-Type: text/plain; charset=utf-8\r\n\r\n" + text + "\r\n"
+        elif kind == 1:
+            raw = (
+                head + 'Content-Type: multipart/alternative; boundary="b1"\r\n\r\n'
+                "--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + text + "\r\n"
+                "--b1\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<html><body><p>"
+                + text.replace("\r\n", "</p><p>")
+                + "</p></body></html>\r\n--b1--\r\n"
+            )
+        else:
+            raw = (
+                head + 'Content-Type: multipart/mixed; boundary="m1"\r\n\r\n'
+                "--m1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + text + "\r\n"
+                "--m1\r\nContent-Type: application/pdf; name=invoice.pdf\r\n"
+                "Content-Disposition: attachment; filename=invoice.pdf\r\n"
+                "Content-Transfer-Encoding: base64\r\n\r\n" + attachment + "\r\n--m1--\r\n"
+            )
+        flags = (r"\Seen",) if n % 4 else ()
+        yield raw.encode(), flags
+
+
+def baseline(server: Dovecot) -> float:
+    """(a) imapclient alone: the same windows and items as Kotak, nothing parsed or stored."""
+    from webmail.sync.messages import NEW_MESSAGE_ITEMS, _chunks, _uid_set
+
+    client = server.client(USER)
+    started = time.perf_counter()
+    client.select_folder("INBOX", readonly=True)
+    uids = sorted(client.search(["UID", "1:*"]), reverse=True)
+    for window in _chunks(uids, 1000):
+        client.fetch(_uid_set(sorted(window)), NEW_MESSAGE_ITEMS)
+    elapsed = time.perf_counter() - started
+    client.logout()
+    return elapsed
+
+
+# Runs in the child: time only the sync itself (not interpreter and Django start-up), report RSS.
+SYNC_CHILD = """
+import resource, sys, time, django, io
+django.setup()
+from django.core.management import call_command
+started = time.perf_counter()
+call_command("sync", sys.argv[1], stdout=io.StringIO())
+print(f"{time.perf_counter() - started:.4f}", file=sys.stderr)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def run_sync_timed(env: dict, mailbox: str) -> tuple[float, float]:
+    process = subprocess.run(
+        [sys.executable, "-c", SYNC_CHILD, mailbox], env=env, cwd=ROOT,
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if process.returncode != 0:
+        sys.exit(f"sync failed:\n{process.stdout}\n{process.stderr}")
+    seconds = float(process.stderr.strip().splitlines()[-1])
+    return seconds, float(process.stdout.strip().splitlines()[-1])
+
+
+def profile(mailbox) -> None:
+    """BENCH_PROFILE=1: run (b) in this process under cProfile and print where time goes."""
+    import cProfile
+    import pstats
+
+    from webmail.sync.mailbox import sync_mailbox
+
+    profiler = cProfile.Profile()
+    profiler.runcall(sync_mailbox, mailbox)
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+
+
+def prepare_database(env: dict) -> None:
+    if env["DATABASE_URL"].startswith("postgres"):
+        import psycopg
+
+        base, _, name = env["DATABASE_URL"].rpartition("/")
+        with psycopg.connect(base + "/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"')
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], env=env, cwd=ROOT, check=True)
+
+
+def main() -> None:
+    data_dir = tempfile.mkdtemp(prefix="kotak-bench-")
+    env = dict(os.environ, KOTAK_DATA_DIR=data_dir, DJANGO_SETTINGS_MODULE="webmail.settings")
+    if os.environ.get("BENCH_SQLITE"):
+        env["DATABASE_URL"] = f"sqlite:///{data_dir}/bench.db"
+    else:
+        env["DATABASE_URL"] = PG_URL
+    database = env["DATABASE_URL"].split(":")[0]
+    prepare_database(env)
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    with dovecot_dir("bench") as path, Dovecot.start(path, users={USER: PASSWORD}) as server:
+        started = time.perf_counter()
+        server.write_maildir(USER, "INBOX", make_messages(N))
+        baseline(server)  # warm-up: Dovecot parses and caches the new files once, for both runs
+        print(f"seeded {N} messages in {time.perf_counter() - started:.1f}s")
+
+        from webmail.models import Mailbox, Team
+
+        mailbox = Mailbox(
+            team=Team.objects.create(name="Bench"),
+            name="Bench",
+            email="bench@example.com",
+            imap_host=server.host,
+            imap_port=server.imaps_port,
+            imap_username=USER,
+            ca_certificates=server.ca_cert_pem,
+        )
+        mailbox.imap_password = PASSWORD
+        mailbox.save()
+        key = str(mailbox.pk)
+
+        a = baseline(server)
+        if os.environ.get("BENCH_PROFILE"):
+            profile(mailbox)
+            return
+        b, peak = run_sync_timed(env, key)
+        c, _ = run_sync_timed(env, key)
+
+        client = server.client(USER)
+        client.select_folder("INBOX")
+        uids = client.search(["ALL"])
+        client.add_flags(random.Random(2).sample(uids, 100), [r"\Flagged"])
+        client.logout()
+        server.write_maildir(USER, "INBOX", make_messages(1000, seed=3))
+        d, _ = run_sync_timed(env, key)
+
+    print()
+    print(f"Kotak sync benchmark — {N} messages, {database}, 2-core loopback")
+    print(f"(a) raw imapclient fetch, no storage : {a:7.2f} s  {N / a:8.0f} msg/s")
+    print(f"(b) Kotak initial sync, end to end   : {b:7.2f} s  {N / b:8.0f} msg/s")
+    print(f"    ratio (b)/(a)                    : {b / a:7.2f}")
+    print(f"(c) resync, no changes               : {c * 1000:7.0f} ms")
+    print(f"(d) resync, 100 flags + 1,000 new    : {d * 1000:7.0f} ms")
+    print(f"(e) peak memory of the sync process  : {peak:7.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
