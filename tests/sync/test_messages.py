@@ -378,3 +378,23 @@ def test_a_move_is_recognised_whichever_folder_is_synced_first(mailbox):
     sync_mailbox(mailbox, folder_names=["INBOX"])
     assert mailbox.folders.get(special_use="archive").messages.get().conversation == conversation
     assert not inbox(mailbox).messages.exists()
+
+
+def test_a_folder_renamed_by_another_client_keeps_its_messages(mailbox):
+    account = mailbox.account
+    account.deliver("kept", folder="Clients")
+    sync_mailbox(mailbox)
+    folder = mailbox.folders.get(name="Clients")
+    message_ids = set(folder.messages.values_list("pk", flat=True))
+    other = account.client()
+    other.create_folder("Customers")
+    other.rename_folder("Clients", "Customers/Current")
+    other.logout()
+    result = sync_mailbox(mailbox)
+    folder.refresh_from_db()
+    assert folder.name == "Customers/Current"
+    assert folder.parent.name == "Customers"
+    assert folder.label == "Current"
+    assert set(folder.messages.values_list("pk", flat=True)) == message_ids
+    assert result.folders["Customers/Current"].added == 0
+    assert_mirrors_server(account, folder)

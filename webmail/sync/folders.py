@@ -5,8 +5,9 @@ from __future__ import annotations
 import imapclient
 from django.db import transaction
 
-from webmail.imap.folders import list_folders
-from webmail.models import Change, Folder, Mailbox
+from webmail.imap.folders import FolderInfo, list_folders
+from webmail.models import Change, Folder, Mailbox, Message
+from webmail.sync.messages import bury
 
 # INBOX first, then the roles a person looks for, then the rest by name.
 SYNC_ORDER = ["inbox", "sent", "drafts", "archive", "", "junk", "trash", "flagged", "all"]
@@ -17,6 +18,7 @@ def sync_folders(mailbox: Mailbox, client: imapclient.IMAPClient) -> list[Folder
     infos = list_folders(client)
     with transaction.atomic():
         existing = {folder.name: folder for folder in mailbox.folders.all()}
+        _follow_renames(client, infos, existing)
         seen = set()
         changed = False
         for info in infos:
@@ -39,6 +41,7 @@ def sync_folders(mailbox: Mailbox, client: imapclient.IMAPClient) -> list[Folder
                 changed = True
         gone = [folder.pk for name, folder in existing.items() if name not in seen]
         if gone:
+            bury(Message.objects.filter(folder__in=gone))
             Folder.objects.filter(pk__in=gone).delete()
             changed = True
         by_name = {name: folder for name, folder in existing.items() if name in seen}
@@ -54,6 +57,35 @@ def sync_folders(mailbox: Mailbox, client: imapclient.IMAPClient) -> list[Folder
     folders = list(by_name.values())
     folders.sort(key=lambda f: (_order(f.special_use), f.display_name.lower()))
     return folders
+
+
+def _follow_renames(
+    client: imapclient.IMAPClient, infos: list[FolderInfo], existing: dict[str, Folder]
+) -> None:
+    """A folder that vanished while one with the same UIDVALIDITY, UIDNEXT and message count
+    appeared was renamed or moved (re-parented) by another client: keep its rows and cursor
+    under the new name instead of deleting and downloading it all again."""
+    names = {info.name for info in infos}
+    gone = {
+        (folder.uidvalidity, folder.uidnext, folder.total_count): folder
+        for name, folder in existing.items()
+        if name not in names and folder.uidvalidity
+    }
+    if not gone:
+        return
+    for info in infos:
+        if info.name in existing or not info.is_selectable:
+            continue
+        try:
+            status = client.folder_status(info.name, [b"UIDVALIDITY", b"UIDNEXT", b"MESSAGES"])
+        except imapclient.exceptions.IMAPClientError:
+            continue
+        key = (status.get(b"UIDVALIDITY"), status.get(b"UIDNEXT"), status.get(b"MESSAGES"))
+        folder = gone.pop(key, None)
+        if folder is not None:
+            del existing[folder.name]
+            folder.name = info.name
+            existing[info.name] = folder
 
 
 def _order(role: str) -> int:

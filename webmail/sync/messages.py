@@ -187,6 +187,17 @@ def _uid_set(uids: list[int]) -> str:
     return ",".join(ranges)
 
 
+def bury(messages) -> None:
+    """Leave a tombstone for each message in a conversation that is about to be deleted, so
+    the same message turning up in another folder keeps its conversation (a move)."""
+    MessageTombstone.objects.bulk_create(
+        MessageTombstone(mailbox_id=mailbox_id, stable_id=stable_id, conversation_id=conversation)
+        for mailbox_id, stable_id, conversation in messages.filter(
+            conversation__isnull=False
+        ).values_list("mailbox_id", "stable_id", "conversation_id")
+    )
+
+
 class FolderSync:
     """One sync pass over one folder, holding the folder's lock."""
 
@@ -596,16 +607,8 @@ class FolderSync:
         """Delete rows, leaving a tombstone for those in a conversation (see _follow_moves)."""
         folder = self.folder
         with transaction.atomic():
-            stones = [
-                MessageTombstone(
-                    mailbox_id=folder.mailbox_id, stable_id=stable_id, conversation_id=conversation
-                )
-                for stable_id, conversation in Message.objects.filter(
-                    pk__in=pks, conversation__isnull=False
-                ).values_list("stable_id", "conversation_id")
-            ]
-            MessageTombstone.objects.bulk_create(stones)
             for chunk in _chunks(pks, 5000):
+                bury(Message.objects.filter(pk__in=chunk))
                 Message.objects.filter(pk__in=chunk).delete()
             Change.objects.create(
                 mailbox_id=folder.mailbox_id,
