@@ -188,11 +188,11 @@ def parse_date(value: str | None) -> datetime | None:
 def _sender(value: str | None) -> tuple[str, str]:
     """(name, address) of the From header; only the first mailbox if there are several."""
     pairs = parse_addresses(value)
-    if not value or not pairs:
-        return "", ""
     for name, address in pairs:
         if "@" in address:
             return name, address
+    if not value or not pairs:
+        return "", ""
     # No address at all ("From: Support Team", "From: MAILER-DAEMON"): getaddresses reads the
     # words of an unquoted display name as addresses and keeps only some of them, so show what
     # the sender wrote, as a name.
