@@ -7,8 +7,6 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.parser import BytesHeaderParser
-from email.policy import compat32
 from email.quoprimime import header_decode
 from email.utils import getaddresses, parsedate_to_datetime, unquote
 
@@ -39,7 +37,13 @@ _BARE_MSGID = re.compile(r"[^<>()\",;\s\x80-\x9f]+@[^<>()\",;\s\x80-\x9f]+")
 # so that showing a date in any time zone cannot overflow datetime either.
 _EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 _LATEST = datetime(9999, 12, 31, tzinfo=UTC) - timedelta(days=1)
-_parser = BytesHeaderParser(policy=compat32)
+# One mailbox, no comments, no commas, no quotes inside the name: the shape of most headers.
+_SIMPLE_ADDRESS = re.compile(
+    r'\s*(?:(?:"(?P<quoted>[^"\\]*)"|(?P<name>[^"<>,;:()\\@]*?))\s*<(?P<angle>[^<>@\s",;:()\\]+@[^<>@\s",;:()\\]+)>'
+    r'|(?P<bare>[^<>@\s",;:()\\]+@[^<>@\s",;:()\\]+))\s*$'
+)
+_FOLDED = re.compile(r"(?:\r\n|\r|\n)(?=[ \t])")
+_LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 @dataclass
@@ -152,6 +156,12 @@ def parse_addresses(value: str | None) -> list[list[str]]:
     if not value:
         return []
     text = _raw_to_text(_unfold(value))
+    simple = _SIMPLE_ADDRESS.match(text)
+    if simple:
+        # The common single "Name <a@b>" or bare "a@b": getaddresses costs ~30 µs each.
+        name = simple["name"] or simple["quoted"] or ""
+        address = simple["angle"] or simple["bare"]
+        return [[decode_header_value(name)[:998], clean(address)[:320]]]
     try:
         pairs = getaddresses([text])
     except Exception:  # noqa: BLE001
@@ -216,21 +226,45 @@ def _message_ids(value: str | None, *, single: bool = False) -> list[str]:
     return [f"<{token}>" for token in bare]
 
 
+def split_header_block(raw: bytes) -> dict[str, str]:
+    """Header fields by lower-case name (the first of each wins), values unfolded later.
+
+    8-bit bytes stay as surrogate escapes, which _raw_to_text decodes (mostly raw UTF-8).
+    Like the email package, a line that is neither a field nor a continuation ends the block.
+    It does only this, so it is several times faster than email.parser on the sync path.
+    """
+    text = raw.decode("ascii", "surrogateescape")
+    fields: dict[str, str] = {}
+    # Not splitlines(): it also breaks at form feeds and other controls that appear in values.
+    for line in _LINE_END.split(_FOLDED.sub(" ", text)):
+        if not line.strip():
+            break
+        name, colon, value = line.partition(":")
+        if not colon or not name or name != name.strip() or " " in name:
+            break
+        fields.setdefault(name.lower(), value.strip(" \t"))
+    return fields
+
+
+def _content_type(value: str | None) -> str:
+    """RFC 2045 §5.2: a missing or syntactically invalid type means text/plain."""
+    if not value:
+        return "text/plain"
+    kind = value.split(";", 1)[0].strip().lower()
+    main, slash, sub = kind.partition("/")
+    if not slash or not main or not sub or any(c.isspace() for c in kind):
+        return "text/plain"
+    return kind
+
+
 def parse_headers(raw: bytes) -> Headers:
     """Parse a header block. Malformed input gives partial results rather than an exception."""
-    message = _parser.parsebytes(raw)
-    # Not message.get(): with compat32 it returns an email.header.Header for a value with 8-bit
-    # bytes, whose str() has already replaced them with U+FFFD. The raw values keep those bytes
-    # as surrogate escapes, which _raw_to_text decodes. As with get(), the first field wins.
-    fields: dict[str, str] = {}
-    for name, value in message.raw_items():
-        fields.setdefault(name.lower(), value)
-    get = fields.get
+    get = split_header_block(raw).get
     from_name, from_address = _sender(get("from"))
     message_ids = _message_ids(get("message-id"), single=True)
     in_reply_to = _message_ids(get("in-reply-to"))
     references = _message_ids(get("references"))
-    content_type = (message.get_content_type() or "text/plain").lower()
+    content_type = _content_type(get("content-type"))
     return Headers(
         subject=decode_header_value(get("subject")),
         from_name=from_name,
