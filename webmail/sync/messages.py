@@ -21,6 +21,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from webmail.imap.extensions import FolderStatus, pop_vanished
+from webmail.imap.fetch import fetch_headers
 from webmail.mail.headers import FETCHED_FIELDS, Headers, parse_headers
 from webmail.models import Change, Folder, Message, MessageTombstone
 from webmail.sync.store import upsert_messages
@@ -407,7 +408,7 @@ class FolderSync:
         rows = []
         if uids:
             wanted = set(uids)
-            response = self.client.fetch(_uid_set(uids), self.fetch_items)
+            response = fetch_headers(self.client, _uid_set(uids), self.fetch_items)
             rows = [
                 build_message(folder, uid, data) for uid, data in response.items() if uid in wanted
             ]
