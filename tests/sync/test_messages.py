@@ -398,3 +398,68 @@ def test_a_folder_renamed_by_another_client_keeps_its_messages(mailbox):
     assert set(folder.messages.values_list("pk", flat=True)) == message_ids
     assert result.folders["Customers/Current"].added == 0
     assert_mirrors_server(account, folder)
+
+
+def test_a_window_that_dies_half_written_leaves_no_trace(mailbox, settings, monkeypatch):
+    """A worker killed inside a window's transaction: the database rolls the window back, the
+    cursor with it, and the next run fetches exactly those messages again."""
+    settings.SYNC_WINDOW = 20
+    account = mailbox.account
+    account.server.write_maildir(
+        account.username, "INBOX", [make_message(f"m{n}") for n in range(50)]
+    )
+    real_create = Change.objects.create
+    calls = {"n": 0}
+
+    def dies_on_second_window(**kwargs):
+        if kwargs.get("kind") == "messages_added":
+            calls["n"] += 1
+            if calls["n"] == 2:  # rows and cursor of window 2 are written, not committed
+                raise KeyboardInterrupt("SIGKILL stand-in")
+        return real_create(**kwargs)
+
+    monkeypatch.setattr(Change.objects, "create", dies_on_second_window)
+    with pytest.raises(KeyboardInterrupt):
+        sync_mailbox(mailbox, folder_names=["INBOX"])
+    folder = inbox(mailbox)
+    assert folder.messages.count() == 20
+    assert folder.lowest_synced_uid == 31  # window 1 (UIDs 31-50) only
+    monkeypatch.undo()
+    sync_mailbox(mailbox, folder_names=["INBOX"])
+    assert folder.messages.count() == 50
+    assert_mirrors_server(account, folder)
+
+
+@pytest.mark.parametrize("server", ["full", "plain"])
+def test_the_whole_cycle_works_with_and_without_extensions(
+    server, db, alice, imap_account, plain_imap_account, settings
+):
+    """Initial sync in windows, new mail, flags, expunge, rename, UIDVALIDITY reset — against
+    a Dovecot with CONDSTORE/QRESYNC/LIST-STATUS and one that hides them."""
+    from tests.conftest import connect_mailbox
+
+    settings.SYNC_WINDOW = 7
+    account = imap_account if server == "full" else plain_imap_account
+    mailbox = connect_mailbox(account, manager=alice)
+    uids = [account.deliver(f"m{n}", flags=[r"\Seen"] if n % 2 else []) for n in range(20)]
+    account.deliver("elsewhere", folder="Projects")
+    sync_mailbox(mailbox)
+    folder = inbox(mailbox)
+    assert_mirrors_server(account, folder)
+
+    other = account.client()
+    other.select_folder("INBOX")
+    other.add_flags(uids[:3], [r"\Flagged"])
+    other.remove_flags([uids[1]], [r"\Seen"])
+    other.delete_messages(uids[5:8])
+    other.expunge()
+    other.rename_folder("Projects", "Archive/Projects")
+    other.logout()
+    account.deliver("late arrival")
+    sync_mailbox(mailbox)
+    assert_mirrors_server(account, folder)
+    assert mailbox.folders.get(name="Archive/Projects").messages.count() == 1
+
+    account.server.reset_uidvalidity(account.username, "INBOX")
+    sync_mailbox(mailbox)
+    assert_mirrors_server(account, folder)
