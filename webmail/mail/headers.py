@@ -6,9 +6,10 @@ import binascii
 import hashlib
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from email.quoprimime import header_decode
 from email.utils import getaddresses, parsedate_to_datetime, unquote
+from functools import lru_cache
 
 from webmail.mail.text import clean, decode_bytes
 
@@ -174,6 +175,46 @@ def parse_addresses(value: str | None) -> list[list[str]]:
     return result
 
 
+# The canonical RFC 5322 §3.3 form, which nearly every mailer writes: "Mon, 2 Mar 2026 12:00:00
+# +0100". Anything else goes through email.utils, which knows the obsolete forms.
+_CANONICAL_DATE = re.compile(
+    r"\s*(?:[A-Za-z]{3},\s*)?(\d{1,2}) ([A-Za-z]{3}) (\d{4}) (\d\d):(\d\d)(?::(\d\d))? "
+    r"([+-])(\d\d)(\d\d)\s*(?:\([^()]*\))?\s*$"
+)
+_MONTHS = {
+    name: number
+    for number, name in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
+    )
+}
+
+
+@lru_cache(maxsize=128)
+def _zone(sign: str, hours: int, minutes: int) -> timezone:
+    offset = timedelta(hours=hours, minutes=minutes)
+    return timezone(-offset if sign == "-" else offset)
+
+
+def _fast_date(value: str) -> datetime | None:
+    match = _CANONICAL_DATE.match(value)
+    if not match:
+        return None
+    day, month, year, hour, minute, second, sign, zh, zm = match.groups()
+    month_number = _MONTHS.get(month.lower())
+    if month_number is None:
+        return None
+    try:
+        # RFC 5322 §3.3: -0000 means the sender's zone is unknown; the time is UTC.
+        unknown = sign == "-" and zh == "00" and zm == "00"
+        zone = UTC if unknown else _zone(sign, int(zh), int(zm))
+        return datetime(
+            int(year), month_number, int(day), int(hour), int(minute), int(second or 0),
+            tzinfo=zone,
+        )  # fmt: skip
+    except ValueError:
+        return None  # 31 Feb, 25:00, +9999 …: let email.utils have its say
+
+
 def parse_date(value: str | None) -> datetime | None:
     """An aware datetime in the sender's zone, or None unless it is a plausible date.
 
@@ -182,6 +223,13 @@ def parse_date(value: str | None) -> datetime | None:
     """
     if not value:
         return None
+    parsed = _fast_date(value)
+    if parsed is not None:
+        try:
+            in_utc = parsed.astimezone(UTC)
+        except OverflowError:
+            return None
+        return parsed if _EARLIEST <= in_utc <= _LATEST else None
     try:
         parsed = parsedate_to_datetime(_unfold(value))
         if parsed.tzinfo is None:
