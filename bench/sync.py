@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -167,6 +168,13 @@ def prepare_database(env: dict) -> None:
 
 def main() -> None:
     data_dir = tempfile.mkdtemp(prefix="kotak-bench-")
+    try:
+        run(data_dir)
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def run(data_dir: str) -> None:
     env = dict(os.environ, KOTAK_DATA_DIR=data_dir, DJANGO_SETTINGS_MODULE="webmail.settings")
     if os.environ.get("BENCH_SQLITE"):
         env["DATABASE_URL"] = f"sqlite:///{data_dir}/bench.db"
