@@ -76,6 +76,10 @@ class Mailbox(models.Model):
     last_error_at = models.DateTimeField(null=True, blank=True)
     last_sync_at = models.DateTimeField(null=True, blank=True)
 
+    # Lease of the one watcher (IDLE/NOTIFY connection) for this mailbox across all workers.
+    watcher_owner = models.CharField(max_length=100, blank=True)
+    watcher_expires_at = models.DateTimeField(null=True, blank=True)
+
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
@@ -418,6 +422,28 @@ class Change(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.pk}"
+
+
+class Presence(models.Model):
+    """Who has a message open right now ("Ana is viewing"); kept alive by the event stream."""
+
+    class Activity(models.TextChoices):
+        VIEWING = "viewing", "is viewing"
+        REPLYING = "replying", "is replying"
+
+    mailbox = models.ForeignKey(Mailbox, models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="+")
+    message_id = models.BigIntegerField()
+    activity = models.CharField(max_length=10, choices=Activity.choices, default=Activity.VIEWING)
+    # One row per open stream, so two tabs of the same person do not cancel each other.
+    stream = models.CharField(max_length=32, unique=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["message_id", "expires_at"], name="presence_message")]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.activity} message {self.message_id}"
 
 
 class PendingChange(models.Model):

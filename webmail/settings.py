@@ -82,6 +82,8 @@ else:
     DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": DATA_DIR / "kotak.db"}}
 
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # Tests use a file, not memory: the browser tests' uvicorn threads must share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
     # WAL lets the web server read while a sync worker writes; IMMEDIATE transactions take the
     # write lock up front instead of failing with "database is locked" on upgrade.
     DATABASES["default"].setdefault("OPTIONS", {}).update(

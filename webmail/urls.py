@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from webmail.web import mail, mailboxes
+from webmail.web import events, mail, mailboxes
 
 urlpatterns = [
     path("", mail.home, name="home"),
@@ -17,5 +17,12 @@ urlpatterns = [
     path("mailboxes/<int:mailbox_id>/status/", mail.mailbox_status, name="mailbox_status"),
     path("mailboxes/<int:mailbox_id>/folders/<int:folder_id>/", mail.folder, name="folder"),
     path("mailboxes/<int:mailbox_id>/messages/<int:message_id>/", mail.message, name="message"),
+    path("mailboxes/<int:mailbox_id>/folders/", mail.folder_tree, name="folder_tree"),
+    path(
+        "mailboxes/<int:mailbox_id>/messages/<int:message_id>/presence/",
+        mail.message_presence,
+        name="message_presence",
+    ),
+    path("events/", events.events, name="events"),
     path("admin/", admin.site.urls),
 ]

@@ -131,3 +131,58 @@ def snapshot(request):
         return path
 
     return take
+
+
+class AsgiServer:
+    def __init__(self, url: str):
+        self.url = url
+
+
+@pytest.fixture
+def asgi_live_server(transactional_db):
+    """Kotak under uvicorn in a thread, as in production: the event stream is an async view
+    that a WSGI test server could only serve by buffering it forever."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from webmail.asgi import application
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        application,
+        host="127.0.0.1",
+        port=port,
+        lifespan="off",
+        log_level="warning",
+        timeout_graceful_shutdown=1,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("uvicorn did not start", pytrace=False)
+        time.sleep(0.02)
+    yield AsgiServer(f"http://127.0.0.1:{port}")
+    server.should_exit = True
+    thread.join(timeout=5)
+    _drop_other_connections()
+
+
+def _drop_other_connections() -> None:
+    """uvicorn ran requests in threads of its own, each with a database connection that only
+    that thread could close; PostgreSQL would refuse to drop the test database over them."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )

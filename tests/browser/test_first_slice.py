@@ -64,7 +64,7 @@ def no_horizontal_scroll(page: Page, width: int) -> None:
 
 
 def test_a_manager_clicks_through_login_mailbox_folder_message(
-    page, live_server, imap_account, django_user_model, snapshot
+    page, asgi_live_server, imap_account, django_user_model, snapshot
 ):
     from webmail.models import Mailbox, Membership, Role
 
@@ -95,14 +95,14 @@ def test_a_manager_clicks_through_login_mailbox_folder_message(
         "alice", "alice@example.com", "alice-pass-1", is_staff=True
     )
 
-    log_in(page, live_server.url, "alice", "alice-pass-1")
+    log_in(page, asgi_live_server.url, "alice", "alice-pass-1")
     onboarding = page.locator(".onboarding")
     expect(onboarding.get_by_role("heading")).to_contain_text("connect your first mailbox")
     expect(onboarding).to_contain_text("IMAP server, username and password")
     snapshot(page, "desktop-1-home-empty")
     page.get_by_role("link", name="Add your first mailbox").click()
 
-    expect(page).to_have_url(live_server.url + "/mailboxes/add/")
+    expect(page).to_have_url(asgi_live_server.url + "/mailboxes/add/")
     expect(page.get_by_role("heading", name="Add a shared mailbox")).to_be_visible()
     fill_mailbox_form(page, imap_account, imap_account.password)
     snapshot(page, "desktop-2-add-mailbox")
@@ -157,12 +157,12 @@ def test_a_manager_clicks_through_login_mailbox_folder_message(
 
 
 def test_the_add_mailbox_form_shows_a_wrong_password_error(
-    page, live_server, imap_account, admin_user, snapshot
+    page, asgi_live_server, imap_account, admin_user, snapshot
 ):
     from webmail.models import Mailbox, Membership, Team
 
-    log_in(page, live_server.url, "admin", "admin-pass-1")
-    page.goto(live_server.url + "/mailboxes/add/")
+    log_in(page, asgi_live_server.url, "admin", "admin-pass-1")
+    page.goto(asgi_live_server.url + "/mailboxes/add/")
     fill_mailbox_form(page, imap_account, "not-the-password")
     page.get_by_role("button", name="Check and add mailbox").click()
 
@@ -173,7 +173,7 @@ def test_the_add_mailbox_form_shows_a_wrong_password_error(
     expect(password_field).to_have_class(re.compile(r"\bhas-error\b"))
     # The only error on the page is that one, next to the field to fix.
     expect(page.get_by_role("alert")).to_have_count(1)
-    expect(page).to_have_url(live_server.url + "/mailboxes/add/")
+    expect(page).to_have_url(asgi_live_server.url + "/mailboxes/add/")
     # The rest of what was typed is still there; the password is not echoed back.
     expect(page.get_by_label("IMAP server")).to_have_value(imap_account.server.host)
     expect(page.get_by_label("Username")).to_have_value(imap_account.username)
@@ -186,7 +186,7 @@ def test_the_add_mailbox_form_shows_a_wrong_password_error(
 
 
 def test_a_phone_user_can_read_a_message_at_360px(
-    phone_page, live_server, imap_account, alice, snapshot
+    phone_page, asgi_live_server, imap_account, alice, snapshot
 ):
     from webmail.sync.mailbox import sync_mailbox
 
@@ -214,7 +214,7 @@ def test_a_phone_user_can_read_a_message_at_360px(
     mailbox = connect_mailbox(imap_account, manager=alice)
     sync_mailbox(mailbox)
 
-    log_in(page, live_server.url, "alice", "alice-pass-1")
+    log_in(page, asgi_live_server.url, "alice", "alice-pass-1")
     page.get_by_role("link", name=re.compile(r"^Support")).tap()
     expect(page.locator(".pane h1")).to_have_text("Inbox")
     expect(page.locator("#message-list .subject")).to_have_text(["Your weekly newsletter"])
@@ -254,22 +254,22 @@ def test_a_phone_user_can_read_a_message_at_360px(
     snapshot(page, "phone-4-message")
 
 
-def test_the_folder_page_shows_no_stray_flash_notices(page, live_server, imap_account, alice):
+def test_the_folder_page_shows_no_stray_flash_notices(page, asgi_live_server, imap_account, alice):
     from webmail.sync.mailbox import sync_mailbox
 
     imap_account.deliver("Where is my order?")
     mailbox = connect_mailbox(imap_account, manager=alice)
     sync_mailbox(mailbox)
 
-    log_in(page, live_server.url, "alice", "alice-pass-1")
-    page.goto(live_server.url + mailbox.get_absolute_url())
+    log_in(page, asgi_live_server.url, "alice", "alice-pass-1")
+    page.goto(asgi_live_server.url + mailbox.get_absolute_url())
     expect(page.locator("#message-list .subject")).to_have_text(["Where is my order?"])
     # The page has loaded: read the notices once instead of waiting for them to go away.
     assert page.locator(".flash li").all_inner_texts() == []
 
 
 def test_a_long_user_name_does_not_widen_the_phone_layout(
-    phone_page, live_server, imap_account, django_user_model
+    phone_page, asgi_live_server, imap_account, django_user_model
 ):
     from webmail.sync.mailbox import sync_mailbox
 
@@ -280,8 +280,8 @@ def test_a_long_user_name_does_not_widen_the_phone_layout(
     mailbox = connect_mailbox(imap_account, manager=user, name="Customer Support EMEA")
     sync_mailbox(mailbox)
 
-    log_in(phone_page, live_server.url, user.username, "max-pass-1")
-    phone_page.goto(live_server.url + mailbox.get_absolute_url())
+    log_in(phone_page, asgi_live_server.url, user.username, "max-pass-1")
+    phone_page.goto(asgi_live_server.url + mailbox.get_absolute_url())
     expect(phone_page.locator(".pane h1")).to_have_text("Inbox")
     no_horizontal_scroll(phone_page, 360)
     expect(phone_page.get_by_role("button", name="Log out")).to_be_in_viewport()

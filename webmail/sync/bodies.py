@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from django.db import transaction
 
+from webmail import live
 from webmail.imap.bodystructure import attachments, displayable_parts, parse_bodystructure
 from webmail.mail.body import decode_part, html_to_text, make_snippet
-from webmail.models import Change, Message, MessageBody
+from webmail.models import Message, MessageBody
 from webmail.sync.connection import mailbox_connection
 
 # A displayable part larger than this is cut (a 50 MB "text" part is an attachment in disguise).
@@ -56,9 +57,9 @@ def load_body(message: Message) -> MessageBody:
             snippet=make_snippet(text),
             has_attachments=bool(attachments(parts)),
         )
-        Change.objects.create(
-            mailbox_id=message.mailbox_id,
-            kind="message_body",
+        live.record(
+            message.mailbox_id,
+            "message_body",
             folder_id=message.folder_id,
             message_ids=[message.pk],
         )

@@ -5,8 +5,9 @@ from __future__ import annotations
 import imapclient
 from django.db import transaction
 
+from webmail import live
 from webmail.imap.folders import FolderInfo, list_folders
-from webmail.models import Change, Folder, Mailbox, Message
+from webmail.models import Folder, Mailbox, Message
 from webmail.sync.messages import bury
 
 # INBOX first, then the roles a person looks for, then the rest by name.
@@ -53,7 +54,7 @@ def sync_folders(mailbox: Mailbox, client: imapclient.IMAPClient) -> list[Folder
                 folder.save(update_fields=["parent"])
                 changed = True
         if changed:
-            Change.objects.create(mailbox=mailbox, kind="folders")
+            live.record(mailbox.pk, "folders")
     folders = list(by_name.values())
     folders.sort(key=lambda f: (_order(f.special_use), f.display_name.lower()))
     return folders

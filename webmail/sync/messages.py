@@ -20,10 +20,11 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from webmail import live
 from webmail.imap.extensions import FolderStatus, pop_vanished
 from webmail.imap.fetch import fetch_headers
 from webmail.mail.headers import FETCHED_FIELDS, Headers, parse_headers
-from webmail.models import Change, Folder, Message, MessageTombstone
+from webmail.models import Folder, Message, MessageTombstone
 from webmail.sync.store import upsert_messages
 
 log = logging.getLogger(__name__)
@@ -353,9 +354,7 @@ class FolderSync:
                 folder.save(
                     update_fields=["uidvalidity_resets", "parked_until", "sync_state", "sync_error"]
                 )
-                Change.objects.create(
-                    mailbox_id=folder.mailbox_id, kind="folder", folder_id=folder.pk
-                )
+                live.record(folder.mailbox_id, "folder", folder_id=folder.pk)
             else:
                 folder.messages.filter(uid__gt=0).update(uid=-F("id"))
                 folder.uidvalidity = None
@@ -440,9 +439,9 @@ class FolderSync:
             if ids:
                 self.result.added += len(ids)
                 self.result.added_ids.extend(ids)
-                Change.objects.create(
-                    mailbox_id=folder.mailbox_id,
-                    kind="messages_added",
+                live.record(
+                    folder.mailbox_id,
+                    "messages_added",
                     folder_id=folder.pk,
                     message_ids=ids[:500],
                 )
@@ -559,9 +558,9 @@ class FolderSync:
             return
         with transaction.atomic():
             Message.objects.bulk_update(updates, FLAG_FIELDS, batch_size=500)
-            Change.objects.create(
-                mailbox_id=folder.mailbox_id,
-                kind="flags_changed",
+            live.record(
+                folder.mailbox_id,
+                "flags_changed",
                 folder_id=folder.pk,
                 message_ids=[m.pk for m in updates[:500]],
             )
@@ -611,9 +610,9 @@ class FolderSync:
             for chunk in _chunks(pks, 5000):
                 bury(Message.objects.filter(pk__in=chunk))
                 Message.objects.filter(pk__in=chunk).delete()
-            Change.objects.create(
-                mailbox_id=folder.mailbox_id,
-                kind="messages_removed",
+            live.record(
+                folder.mailbox_id,
+                "messages_removed",
                 folder_id=folder.pk,
                 message_ids=pks[:500],
             )
@@ -621,8 +620,11 @@ class FolderSync:
 
     def _finish(self) -> None:
         folder = self.folder
+        before = (folder.total_count, folder.unread_count)
         folder.total_count = folder.messages.count()
         folder.unread_count = folder.messages.unread().count()
+        if (folder.total_count, folder.unread_count) != before:
+            live.record(folder.mailbox_id, "folder_counts", folder_id=folder.pk)
         folder.sync_state = Folder.SyncState.IDLE
         folder.sync_error = ""
         folder.last_synced_at = timezone.now()

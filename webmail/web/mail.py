@@ -7,6 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from webmail.access import (
@@ -16,7 +17,7 @@ from webmail.access import (
     get_message_for_user,
 )
 from webmail.imap.client import ConnectError
-from webmail.models import Folder, Mailbox
+from webmail.models import Change, Folder, Mailbox, Presence
 from webmail.sync.bodies import MessageGone, load_body
 
 ROLE_ORDER = {
@@ -43,6 +44,47 @@ def _folder_tree(mailbox: Mailbox) -> list[Folder]:
         return (rank, root.display_name.lower(), folder.display_name.lower())
 
     return sorted(folders, key=key)
+
+
+def _latest_change_id() -> int:
+    """Where a page's event stream starts, so nothing between render and connect is lost."""
+    return Change.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+
+
+@login_required
+@require_GET
+def folder_tree(request: HttpRequest, mailbox_id: int) -> HttpResponse:
+    """The folder list with its counts, re-fetched when a live event says they changed."""
+    box = get_mailbox_for_user(request.user, mailbox_id)
+    current = request.GET.get("current", "")
+    context = {
+        "mailbox": box,
+        "folders": _folder_tree(box),
+        "folder": box.folders.filter(pk=int(current)).first() if current.isdigit() else None,
+    }
+    return render(request, "webmail/mailbox_base.html#folder-tree", context)
+
+
+@login_required
+@require_GET
+def message_presence(request: HttpRequest, mailbox_id: int, message_id: int) -> HttpResponse:
+    """Who else has this message open right now."""
+    box = get_mailbox_for_user(request.user, mailbox_id)
+    viewers = _viewers(box, message_id, request.user)
+    return render(
+        request,
+        "webmail/message.html#presence",
+        {"mailbox": box, "message_id": message_id, "viewers": viewers},
+    )
+
+
+def _viewers(box: Mailbox, message_id: int, user) -> list[str]:
+    others = (
+        Presence.objects.filter(mailbox=box, message_id=message_id, expires_at__gt=timezone.now())
+        .exclude(user=user)
+        .select_related("user")
+    )
+    return sorted({p.user.get_full_name() or p.user.get_username() for p in others})
 
 
 @login_required
@@ -144,17 +186,27 @@ def folder(request: HttpRequest, mailbox_id: int, folder_id: int) -> HttpRespons
         "has_older": has_older,
         "older_anchor": rows[-1].pk if rows else None,
         "is_first_page": not before,
+        "last_change_id": _latest_change_id(),
         **_status_context(current.mailbox),
     }
     template = "webmail/folder.html"
-    if request.htmx and request.htmx.target == "message-list":
-        template += "#message-list"
+    if request.htmx and request.htmx.target in {"message-list", "folder-counts"}:
+        template += "#" + request.htmx.target
     return render(request, template, context)
 
 
 @login_required
 @require_GET
 def message(request: HttpRequest, mailbox_id: int, message_id: int) -> HttpResponse:
+    if request.htmx and request.htmx.target == f"message-state-{message_id}":
+        # A live refresh of the flags strip; the message may have gone meanwhile.
+        box = get_mailbox_for_user(request.user, mailbox_id)
+        msg = box.messages.filter(pk=message_id).first()
+        return render(
+            request,
+            "webmail/message.html#message-state",
+            {"mailbox": box, "message": msg, "message_id": message_id},
+        )
     msg = get_message_for_user(request.user, mailbox_id, message_id)
     body = error = None
     try:
@@ -171,7 +223,10 @@ def message(request: HttpRequest, mailbox_id: int, message_id: int) -> HttpRespo
             "folder": msg.folder,
             "folders": _folder_tree(msg.mailbox),
             "message": msg,
+            "message_id": msg.pk,
+            "viewers": _viewers(msg.mailbox, msg.pk, request.user),
             "body": body,
             "body_error": error,
+            "last_change_id": _latest_change_id(),
         },
     )
