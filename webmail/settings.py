@@ -170,6 +170,19 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# --- Watchers (IDLE connections held inside the Celery workers) ----------------------------
+
+# 0 turns watchers off in this worker (e.g. workers on a host that should only run tasks).
+WATCHERS = env_bool("WATCHERS", True)
+WATCHER_MAX_MAILBOXES = env_int("WATCHER_MAX_MAILBOXES", 1000)
+# A watcher renews its lease every third of this; a dead worker's mailboxes move on after it.
+WATCHER_LEASE_TTL = env_int("WATCHER_LEASE_TTL", 60)
+# DONE and re-IDLE this often (RFC 2177 says at most 29 minutes; NATs forget sooner).
+WATCHER_IDLE_RENEW = env_int("WATCHER_IDLE_RENEW", 290)
+# How often the folders other than INBOX are checked with (LIST-)STATUS.
+WATCHER_STATUS_INTERVAL = env_int("WATCHER_STATUS_INTERVAL", 60)
+WATCHER_BACKOFF_MAX = env_int("WATCHER_BACKOFF_MAX", 300)
+
 # --- Live updates ---------------------------------------------------------------------------
 
 # "redis" publishes a nudge after each commit; "poll" makes the event stream read the change log.

@@ -14,10 +14,10 @@ from webmail.sync.mailbox import sync_mailbox as run_sync_mailbox
 log = logging.getLogger(__name__)
 
 
-def enqueue_sync(mailbox_id: int) -> None:
+def enqueue_sync(mailbox_id: int, folders: list[str] | None = None) -> None:
     """Queue a mailbox sync; with the broker down, beat's periodic sync catches up later."""
     try:
-        sync_mailbox.delay(mailbox_id)
+        sync_mailbox.delay(mailbox_id, folders)
     except OperationalError as exc:
         log.warning("could not queue sync of mailbox %s: %s", mailbox_id, exc)
 
@@ -30,12 +30,12 @@ def enqueue_sync(mailbox_id: int) -> None:
     retry_jitter=True,
     max_retries=8,
 )
-def sync_mailbox(self, mailbox_id: int) -> None:
+def sync_mailbox(self, mailbox_id: int, folders: list[str] | None = None) -> None:
     mailbox = Mailbox.objects.filter(pk=mailbox_id).first()
     if mailbox is None:
         return
     try:
-        run_sync_mailbox(mailbox)
+        run_sync_mailbox(mailbox, folder_names=folders)
     except AuthenticationFailed:
         # Marked "needs attention" by the connection; retrying would only lock the account.
         return

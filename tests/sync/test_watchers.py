@@ -1,0 +1,96 @@
+"""Watchers against the real Dovecot: IDLE notices, leases keep one watcher per mailbox."""
+
+import time
+
+import pytest
+
+from webmail.models import Mailbox
+from webmail.sync.watchers import WatcherPool
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.imap]
+
+
+def wait_for(condition, timeout: float = 8.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def fast_watchers(settings):
+    settings.WATCHER_LEASE_TTL = 2
+    settings.WATCHER_BACKOFF_MAX = 2
+
+
+@pytest.fixture
+def pools():
+    started = []
+
+    def start(owner):
+        pool = WatcherPool(owner=owner)
+        pool.start()
+        started.append(pool)
+        return pool
+
+    yield start
+    for pool in started:
+        pool.stop()
+
+
+def connected(pool, mailbox) -> bool:
+    watcher = pool.watchers.get(mailbox.pk)
+    return watcher is not None and watcher.connected
+
+
+def test_mail_appended_by_another_client_is_synced_within_seconds(mailbox, pools, fast_watchers):
+    pool = pools("worker-a")
+    wait_for(lambda: connected(pool, mailbox), what="the watcher to connect")
+    wait_for(lambda: mailbox.folders.filter(special_use="inbox").exists(), what="catch-up sync")
+    started = time.monotonic()
+    mailbox.account.deliver("Hello from outside")
+    wait_for(lambda: mailbox.messages.filter(subject="Hello from outside").exists(), what="sync")
+    # Dovecot itself holds IDLE notifications ~0.5 s; the rest is ours (see make bench-live).
+    assert time.monotonic() - started < 3
+
+
+def test_one_watcher_per_mailbox_and_a_survivor_takes_over(mailbox, pools, fast_watchers):
+    first = pools("worker-a")
+    wait_for(lambda: connected(first, mailbox), what="the first watcher")
+    second = pools("worker-b")
+    time.sleep(1.5)  # several lease rounds of the second worker
+    assert mailbox.pk not in second.watchers
+    assert Mailbox.objects.get(pk=mailbox.pk).watcher_owner == "worker-a"
+
+    first.stop(release_leases=False)  # killed: its lease is left to expire
+    wait_for(lambda: connected(second, mailbox), timeout=6, what="the takeover")
+    mailbox.account.deliver("After the takeover")
+    wait_for(lambda: mailbox.messages.filter(subject="After the takeover").exists(), what="sync")
+
+
+def test_a_connection_dropped_by_the_server_is_reestablished(mailbox, pools, fast_watchers):
+    pool = pools("worker-a")
+    wait_for(lambda: connected(pool, mailbox), what="the watcher to connect")
+    account = mailbox.account
+    account.server.doveadm("kick", account.username)
+    account.deliver("Sent while the watcher was away")
+    wait_for(
+        lambda: mailbox.messages.filter(subject="Sent while the watcher was away").exists(),
+        what="the catch-up sync after reconnecting",
+    )
+    assert connected(pool, mailbox)
+
+
+def test_a_wrong_password_is_reported_and_not_retried(mailbox, pools, fast_watchers):
+    mailbox.imap_password = "changed"
+    mailbox.save()
+    pool = pools("worker-a")
+    wait_for(
+        lambda: Mailbox.objects.get(pk=mailbox.pk).status == Mailbox.Status.NEEDS_ATTENTION,
+        what="needs attention",
+    )
+    time.sleep(0.5)
+    assert mailbox.pk not in pool.watchers
+    assert Mailbox.objects.get(pk=mailbox.pk).watcher_owner == ""

@@ -1,0 +1,312 @@
+"""Watchers: one long-lived IDLE connection per mailbox, held inside the Celery workers.
+
+A watcher only notices change and enqueues sync tasks; the tasks do the work. Exactly one
+watcher per mailbox runs across every worker process and host: a lease row (Mailbox.
+watcher_owner / watcher_expires_at), taken and renewed with conditional UPDATEs, decides who —
+not the broker, which may redeliver. All the watchers of a process share one thread that
+waits on their sockets with a selector, so a worker can hold many mailboxes cheaply.
+
+Per mailbox: IDLE on INBOX (RFC 2177), DONE and re-IDLE every IDLE_RENEW seconds (NATs drop
+silent flows after a few minutes), STATUS of the other folders every STATUS_INTERVAL seconds,
+TCP keepalive, reconnect with jittered exponential backoff, and a catch-up sync after every
+(re)connect, since whatever happened while disconnected was not notified.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+import selectors
+import socket
+import threading
+import time
+import uuid
+from datetime import timedelta
+
+import imapclient
+from django.conf import settings
+from django.db import close_old_connections, connections
+from django.db.models import Q
+from django.utils import timezone
+from imapclient.exceptions import IMAPClientError
+
+from webmail.imap.client import AuthenticationFailed, ConnectError, connect
+from webmail.imap.extensions import folder_statuses
+from webmail.models import Folder, Mailbox
+
+log = logging.getLogger(__name__)
+
+# Responses to IDLE that mean the folder changed (RFC 3501 §7.3-7.4, RFC 7162 §3.2.10).
+CHANGES = {b"EXISTS", b"EXPUNGE", b"FETCH", b"VANISHED", b"RECENT"}
+
+
+def claim(owner: str, ttl: timedelta, limit: int) -> list[int]:
+    """Take the leases of up to `limit` mailboxes nobody watches (or whose watcher died)."""
+    now = timezone.now()
+    free = Q(watcher_expires_at__isnull=True) | Q(watcher_expires_at__lt=now)
+    candidates = (
+        Mailbox.objects.exclude(status=Mailbox.Status.NEEDS_ATTENTION)
+        .filter(free)
+        .values_list("pk", flat=True)[:limit]
+    )
+    claimed = []
+    for pk in candidates:
+        # Conditional: another process may have claimed it since we read.
+        if Mailbox.objects.filter(free, pk=pk).update(
+            watcher_owner=owner, watcher_expires_at=now + ttl
+        ):
+            claimed.append(pk)
+    return claimed
+
+
+def renew(owner: str, ids: set[int], ttl: timedelta) -> set[int]:
+    """Extend our leases; return the ids we still hold."""
+    if not ids:
+        return set()
+    Mailbox.objects.filter(pk__in=ids, watcher_owner=owner).update(
+        watcher_expires_at=timezone.now() + ttl
+    )
+    return set(
+        Mailbox.objects.filter(pk__in=ids, watcher_owner=owner)
+        .exclude(status=Mailbox.Status.NEEDS_ATTENTION)
+        .values_list("pk", flat=True)
+    )
+
+
+def release(owner: str, ids: set[int]) -> None:
+    Mailbox.objects.filter(pk__in=ids, watcher_owner=owner).update(
+        watcher_owner="", watcher_expires_at=None
+    )
+
+
+class Watcher:
+    """The IDLE connection of one mailbox and its timers."""
+
+    def __init__(self, mailbox_id: int):
+        self.mailbox_id = mailbox_id
+        self.client: imapclient.IMAPClient | None = None
+        self.sock: socket.socket | None = None
+        self.idle_since = 0.0
+        self.status_at = 0.0
+        self.next_attempt = 0.0
+        self.failures = 0
+
+    @property
+    def connected(self) -> bool:
+        return self.client is not None
+
+    def open(self) -> None:
+        mailbox = Mailbox.objects.get(pk=self.mailbox_id)
+        client = connect(mailbox.imap_settings(), timeout=settings.IMAP_TIMEOUT)
+        try:
+            client.select_folder("INBOX", readonly=True)
+            client.idle()
+        except BaseException:
+            client.shutdown()
+            raise
+        self.client = client
+        self.sock = client.socket()
+        self.idle_since = self.status_at = time.monotonic()
+        self.failures = 0
+
+    def close(self) -> None:
+        if self.client is not None:
+            with contextlib.suppress(Exception):  # closing a connection that may be dead
+                self.client.shutdown()
+        self.client = self.sock = None
+
+    def schedule_retry(self) -> None:
+        self.failures += 1
+        delay = min(settings.WATCHER_BACKOFF_MAX, 2 ** min(self.failures, 10))
+        self.next_attempt = time.monotonic() + random.uniform(delay / 2, delay)
+
+    def read(self) -> bool:
+        """Responses waiting on the socket: True if they announce a change.
+
+        A socket that polls readable but yields nothing was closed by the server (imapclient's
+        idle_check swallows the EOF), so that raises ConnectionError.
+        """
+        responses = self.client.idle_check(timeout=0)
+        if not responses:
+            raise ConnectionError("IDLE connection closed by the server")
+        for response in responses:
+            if isinstance(response, tuple) and response[:1] == (b"BYE",):
+                raise ConnectionError("server said BYE")
+        return any(
+            isinstance(response, tuple)
+            and len(response) > 1
+            and (response[1] in CHANGES or response[0] in CHANGES)
+            for response in responses
+        )
+
+    def refresh(self) -> None:
+        """DONE, then IDLE again: proves the connection alive and outlives NAT timeouts."""
+        self.client.idle_done()
+        self.client.idle()
+        self.idle_since = time.monotonic()
+
+    def changed_folders(self) -> list[str]:
+        """Leave IDLE, STATUS the other folders, compare with the stored cursors, IDLE again."""
+        self.client.idle_done()
+        try:
+            folders = list(
+                Folder.objects.filter(mailbox_id=self.mailbox_id, is_selectable=True).exclude(
+                    special_use="inbox"
+                )
+            )
+            statuses = folder_statuses(
+                self.client, [f.name for f in folders], self.client.has_capability("CONDSTORE")
+            )
+        finally:
+            self.client.idle()
+            self.idle_since = self.status_at = time.monotonic()
+        changed = []
+        for folder in folders:
+            status = statuses.get(folder.name)
+            if status is None:
+                continue
+            if (
+                status.uidvalidity != folder.uidvalidity
+                or status.uidnext != folder.uidnext
+                or status.messages != folder.total_count
+                or (
+                    status.highestmodseq is not None
+                    and status.highestmodseq != folder.highestmodseq
+                )
+            ):
+                changed.append(folder.name)
+        return changed
+
+
+class WatcherPool:
+    """Every watcher of this process, served by one thread."""
+
+    def __init__(self, owner: str | None = None, enqueue=None):
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.enqueue = enqueue or _enqueue_sync
+        self.watchers: dict[int, Watcher] = {}
+        self.selector = selectors.DefaultSelector()
+        self.stopping = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.ttl = timedelta(seconds=settings.WATCHER_LEASE_TTL)
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self.run, name="kotak-watchers", daemon=True)
+        self.thread.start()
+
+    def stop(self, *, release_leases: bool = True) -> None:
+        self.stopping.set()
+        if self.thread is not None:
+            self.thread.join(timeout=10)
+        for watcher in self.watchers.values():
+            watcher.close()
+        if release_leases:
+            release(self.owner, set(self.watchers))
+        close_old_connections()
+
+    def run(self) -> None:
+        next_lease = 0.0
+        while not self.stopping.is_set():
+            now = time.monotonic()
+            try:
+                if now >= next_lease:
+                    self._leases()
+                    next_lease = now + settings.WATCHER_LEASE_TTL / 3
+                self._connect_due()
+                self._wait(0.5)
+                self._timers()
+            except Exception:  # noqa: BLE001 — the loop must outlive any one failure
+                log.exception("watcher loop")
+                close_old_connections()
+                self.stopping.wait(1)
+        for watcher in self.watchers.values():
+            watcher.close()
+        connections.close_all()  # this thread's own database connection
+
+    # -- leases ---------------------------------------------------------------------------
+
+    def _leases(self) -> None:
+        held = renew(self.owner, set(self.watchers), self.ttl)
+        for mailbox_id in set(self.watchers) - held:
+            log.info("watcher: lost the lease of mailbox %s", mailbox_id)
+            self._drop(mailbox_id)
+        room = settings.WATCHER_MAX_MAILBOXES - len(self.watchers)
+        if room > 0:
+            for mailbox_id in claim(self.owner, self.ttl, room):
+                self.watchers[mailbox_id] = Watcher(mailbox_id)
+
+    def _drop(self, mailbox_id: int) -> None:
+        watcher = self.watchers.pop(mailbox_id)
+        self._unregister(watcher)
+        watcher.close()
+
+    # -- connections ----------------------------------------------------------------------
+
+    def _connect_due(self) -> None:
+        now = time.monotonic()
+        for watcher in list(self.watchers.values()):
+            if watcher.connected or watcher.next_attempt > now or self.stopping.is_set():
+                continue
+            try:
+                watcher.open()
+            except AuthenticationFailed as exc:
+                # Marked "needs attention" for a person; retrying would lock the account.
+                Mailbox.objects.get(pk=watcher.mailbox_id).record_error(
+                    Mailbox.Status.NEEDS_ATTENTION, str(exc)
+                )
+                release(self.owner, {watcher.mailbox_id})
+                self._drop(watcher.mailbox_id)
+                continue
+            except (ConnectError, IMAPClientError, OSError, Mailbox.DoesNotExist) as exc:
+                log.info("watcher %s: cannot connect: %s", watcher.mailbox_id, exc)
+                watcher.schedule_retry()
+                continue
+            self.selector.register(watcher.sock, selectors.EVENT_READ, watcher)
+            # Whatever happened while we were not listening was not notified: catch up.
+            self.enqueue(watcher.mailbox_id, None)
+
+    def _unregister(self, watcher: Watcher) -> None:
+        if watcher.sock is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(watcher.sock)
+
+    def _lost(self, watcher: Watcher, reason: object) -> None:
+        log.info("watcher %s: connection lost: %s", watcher.mailbox_id, reason)
+        self._unregister(watcher)
+        watcher.close()
+        watcher.schedule_retry()
+
+    def _wait(self, timeout: float) -> None:
+        if not self.selector.get_map():
+            self.stopping.wait(timeout)
+            return
+        for key, _ in self.selector.select(timeout):
+            watcher: Watcher = key.data
+            try:
+                if watcher.read():
+                    self.enqueue(watcher.mailbox_id, ["INBOX"])
+            except (ConnectionError, IMAPClientError, OSError) as exc:
+                self._lost(watcher, exc)
+
+    def _timers(self) -> None:
+        now = time.monotonic()
+        for watcher in list(self.watchers.values()):
+            if not watcher.connected:
+                continue
+            try:
+                if now - watcher.status_at >= settings.WATCHER_STATUS_INTERVAL:
+                    changed = watcher.changed_folders()
+                    if changed:
+                        self.enqueue(watcher.mailbox_id, changed)
+                elif now - watcher.idle_since >= settings.WATCHER_IDLE_RENEW:
+                    watcher.refresh()
+            except (ConnectionError, IMAPClientError, OSError) as exc:
+                self._lost(watcher, exc)
+
+
+def _enqueue_sync(mailbox_id: int, folders: list[str] | None) -> None:
+    from webmail.sync.tasks import enqueue_sync
+
+    enqueue_sync(mailbox_id, folders)
