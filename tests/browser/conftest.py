@@ -186,3 +186,9 @@ def _drop_other_connections() -> None:
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )
+
+
+@pytest.fixture
+def second_page(browser, request):
+    """Another person's browser, at the same time (a separate context: separate cookies)."""
+    yield from _new_page(browser, request, viewport={"width": 1280, "height": 800})
