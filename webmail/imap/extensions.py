@@ -10,7 +10,9 @@ from dataclasses import dataclass
 import imapclient
 from imapclient.response_parser import parse_response
 
-STATUS_ITEMS = ("MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN")
+# Not UNSEEN: the database counts unread itself, and UNSEEN makes the server scan every
+# message's flags (~100 ms for a 100k folder on Dovecot, more than the rest of a resync).
+STATUS_ITEMS = ("MESSAGES", "UIDNEXT", "UIDVALIDITY")
 
 
 @dataclass(frozen=True)
