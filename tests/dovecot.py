@@ -124,7 +124,12 @@ class Dovecot:
 
     @classmethod
     def start(
-        cls, base_dir: Path, *, capabilities: str | None = None, users: dict[str, str] | None = None
+        cls,
+        base_dir: Path,
+        *,
+        capabilities: str | None = None,
+        users: dict[str, str] | None = None,
+        imap_process_limit: int = 500,
     ) -> Dovecot:
         """Start an instance under `base_dir` (created if missing) and wait until
         both IMAP (STARTTLS) and IMAPS ports greet.
@@ -138,6 +143,7 @@ class Dovecot:
         from a client that does not look, and no setting turns that off.
         """
         self = cls(Path(base_dir), capabilities, DEFAULT_USERS if users is None else users)
+        self.imap_process_limit = imap_process_limit  # one imap process per connection
         self._prepare()
         # Ports are picked by binding to port 0 and releasing them, so another
         # process may grab one before Dovecot binds it: retry with fresh ports.
@@ -170,6 +176,11 @@ class Dovecot:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=5)
+
+    def restart(self) -> None:
+        """Stop and start again on the same ports with the same mail: a server going down."""
+        self.stop()
+        self._launch()
 
     @property
     def running(self) -> bool:
@@ -501,8 +512,9 @@ service imap-login {{
   client_limit = 1000
 }}
 service imap {{
-  process_limit = 500
+  process_limit = {self.imap_process_limit}
 }}
+default_client_limit = {max(1000, self.imap_process_limit + 100)}
 """)
 
     def _launch(self) -> None:

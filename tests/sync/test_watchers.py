@@ -94,3 +94,28 @@ def test_a_wrong_password_is_reported_and_not_retried(mailbox, pools, fast_watch
     time.sleep(0.5)
     assert mailbox.pk not in pool.watchers
     assert Mailbox.objects.get(pk=mailbox.pk).watcher_owner == ""
+
+
+def test_the_watcher_comes_back_after_the_server_restarts(
+    db, alice, pools, fast_watchers, tmp_path
+):
+    """Its own Dovecot, so stopping it does not disturb other tests."""
+    from tests.conftest import ImapAccount, connect_mailbox
+    from tests.dovecot import Dovecot, dovecot_dir
+
+    with dovecot_dir("restart") as path, Dovecot.start(path, users={"ops": "pw-ops"}) as server:
+        account = ImapAccount(server, "ops", "pw-ops", "ops@example.com")
+        mailbox = connect_mailbox(account, manager=alice)
+        pool = pools("worker-a")
+        wait_for(lambda: connected(pool, mailbox), what="the watcher to connect")
+        server.stop()
+        wait_for(lambda: not connected(pool, mailbox), what="the loss to be noticed")
+        server.restart()
+        account.deliver("Delivered while the watcher was away")
+        wait_for(
+            lambda: mailbox.messages.filter(
+                subject="Delivered while the watcher was away"
+            ).exists(),
+            timeout=10,
+            what="reconnect and catch-up sync",
+        )
