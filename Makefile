@@ -8,7 +8,7 @@ PYTHON ?= $(shell for p in python3.12 python3.13 python3.14 python3; do \
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format install install-test system-deps clean bench-sync
+.PHONY: run test lint format install install-test system-deps clean bench-sync bench-live
 
 $(BIN)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Kotak needs Python 3.12 or newer (python3.12 not found)."; exit 1; }
@@ -47,3 +47,7 @@ clean:
 ## Benchmarks print figures; they assert nothing. BENCH_MESSAGES=20000 for a quick run.
 bench-sync: system-deps install
 	$(BIN)/python bench/sync.py
+
+## Live updates: browser latency against a bare IDLE baseline, watcher and stream costs.
+bench-live: system-deps install
+	$(BIN)/python bench/live.py
