@@ -119,3 +119,34 @@ def test_the_watcher_comes_back_after_the_server_restarts(
             timeout=10,
             what="reconnect and catch-up sync",
         )
+
+
+def test_with_notify_other_folders_are_watched_too(mailbox, pools, fast_watchers, settings):
+    settings.WATCHER_STATUS_INTERVAL = 3600  # no STATUS polling: only NOTIFY can tell
+    pool = pools("worker-a")
+    wait_for(lambda: connected(pool, mailbox), what="the watcher to connect")
+    assert pool.watchers[mailbox.pk].notify
+    wait_for(lambda: mailbox.folders.filter(name="Archive").exists(), what="catch-up sync")
+    mailbox.account.deliver("Filed straight away", folder="Archive")
+    wait_for(
+        lambda: mailbox.messages.filter(subject="Filed straight away").exists(),
+        what="the Archive sync",
+    )
+
+
+def test_without_notify_other_folders_are_polled(
+    db, alice, plain_imap_account, pools, fast_watchers, settings
+):
+    from tests.conftest import connect_mailbox
+
+    settings.WATCHER_STATUS_INTERVAL = 1
+    mailbox = connect_mailbox(plain_imap_account, manager=alice)
+    pool = pools("worker-a")
+    wait_for(lambda: connected(pool, mailbox), what="the watcher to connect")
+    assert not pool.watchers[mailbox.pk].notify
+    wait_for(lambda: mailbox.folders.filter(name="Archive").exists(), what="catch-up sync")
+    plain_imap_account.deliver("Filed elsewhere", folder="Archive")
+    wait_for(
+        lambda: mailbox.messages.filter(subject="Filed elsewhere").exists(),
+        what="the STATUS poll and sync",
+    )

@@ -1,10 +1,12 @@
-"""What imapclient 3.1 lacks: LIST-STATUS (RFC 5819) and VANISHED (RFC 7162 §3.2.10).
+"""What imapclient 3.1 lacks: LIST-STATUS (RFC 5819), VANISHED (RFC 7162 §3.2.10) and
+NOTIFY (RFC 5465).
 
 Both reach into imaplib through `client._imap`; this module is the only place that does.
 """
 
 from __future__ import annotations
 
+import imaplib
 from dataclasses import dataclass
 
 import imapclient
@@ -109,3 +111,20 @@ def pop_vanished(client: imapclient.IMAPClient, low: int = 1, high: int = 2**32 
             text = text[len("(EARLIER)") :]
         uids |= parse_uid_set(text.strip(), low, high)
     return uids
+
+
+# imaplib refuses commands it does not know; NOTIFY is valid once authenticated.
+imaplib.Commands.setdefault("NOTIFY", ("AUTH", "SELECTED"))
+
+
+def notify_set(client: imapclient.IMAPClient) -> bool:
+    """Ask to be told of changes to every personal folder on this connection, the selected
+    one included (RFC 5465 §3): new mail, expunges, flags, and folders created, renamed or
+    deleted. Returns False if the server refused."""
+    typ, _ = client._imap._simple_command(
+        "NOTIFY",
+        "SET",
+        "(SELECTED (MessageNew MessageExpunge FlagChange))",
+        "(PERSONAL (MessageNew MessageExpunge FlagChange MailboxName))",
+    )
+    return typ == "OK"

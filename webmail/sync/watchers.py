@@ -33,7 +33,7 @@ from django.utils import timezone
 from imapclient.exceptions import IMAPClientError
 
 from webmail.imap.client import AuthenticationFailed, ConnectError, connect
-from webmail.imap.extensions import folder_statuses
+from webmail.imap.extensions import folder_statuses, notify_set
 from webmail.models import Folder, Mailbox
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,7 @@ class Watcher:
         self.status_at = 0.0
         self.next_attempt = 0.0
         self.failures = 0
+        self.notify = False  # RFC 5465: the server tells about every folder on this connection
 
     @property
     def connected(self) -> bool:
@@ -102,6 +103,7 @@ class Watcher:
         client = connect(mailbox.imap_settings(), timeout=settings.IMAP_TIMEOUT)
         try:
             client.select_folder("INBOX", readonly=True)
+            self.notify = client.has_capability("NOTIFY") and notify_set(client)
             client.idle()
         except BaseException:
             client.shutdown()
@@ -122,8 +124,9 @@ class Watcher:
         delay = min(settings.WATCHER_BACKOFF_MAX, 2 ** min(self.failures, 10))
         self.next_attempt = time.monotonic() + random.uniform(delay / 2, delay)
 
-    def read(self) -> bool:
-        """Responses waiting on the socket: True if they announce a change.
+    def read(self) -> list[str] | None:
+        """Read what the server sent. Returns the folders to sync: [] when nothing changed,
+        None when the folder list itself changed (sync everything).
 
         A socket that polls readable but yields nothing was closed by the server (imapclient's
         idle_check swallows the EOF), so that raises ConnectionError.
@@ -131,15 +134,23 @@ class Watcher:
         responses = self.client.idle_check(timeout=0)
         if not responses:
             raise ConnectionError("IDLE connection closed by the server")
+        folders: list[str] = []
         for response in responses:
-            if isinstance(response, tuple) and response[:1] == (b"BYE",):
+            if not isinstance(response, tuple) or not response:
+                continue
+            if response[0] == b"BYE":
                 raise ConnectionError("server said BYE")
-        return any(
-            isinstance(response, tuple)
-            and len(response) > 1
-            and (response[1] in CHANGES or response[0] in CHANGES)
-            for response in responses
-        )
+            if response[0] == b"STATUS" and len(response) > 1:
+                # NOTIFY: another folder changed (RFC 5465 §5.2).
+                name = response[1]
+                folders.append(
+                    name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
+                )
+            elif response[0] == b"LIST":
+                return None  # a folder was created, renamed or deleted (MailboxName event)
+            elif len(response) > 1 and (response[1] in CHANGES or response[0] in CHANGES):
+                folders.append("INBOX")
+        return sorted(set(folders))
 
     def refresh(self) -> None:
         """DONE, then IDLE again: proves the connection alive and outlives NAT timeouts."""
@@ -285,8 +296,9 @@ class WatcherPool:
         for key, _ in self.selector.select(timeout):
             watcher: Watcher = key.data
             try:
-                if watcher.read():
-                    self.enqueue(watcher.mailbox_id, ["INBOX"])
+                folders = watcher.read()
+                if folders != []:
+                    self.enqueue(watcher.mailbox_id, folders)
             except (ConnectionError, IMAPClientError, OSError) as exc:
                 self._lost(watcher, exc)
 
@@ -296,7 +308,10 @@ class WatcherPool:
             if not watcher.connected:
                 continue
             try:
-                if now - watcher.status_at >= settings.WATCHER_STATUS_INTERVAL:
+                if (
+                    not watcher.notify
+                    and now - watcher.status_at >= settings.WATCHER_STATUS_INTERVAL
+                ):
                     changed = watcher.changed_folders()
                     if changed:
                         self.enqueue(watcher.mailbox_id, changed)
