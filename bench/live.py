@@ -170,8 +170,10 @@ def _measure(server: Dovecot, mailbox, session: str, base: str) -> None:
     idler = threading.Thread(target=bare_idle, daemon=True)
     idler.start()
 
+    from webmail.models import Change
+
     inbox = mailbox.folders.get(special_use="inbox")
-    kotak, bare, diff = [], [], []
+    kotak, bare, diff, logged = [], [], [], []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path="/usr/bin/chromium",
@@ -192,13 +194,15 @@ def _measure(server: Dovecot, mailbox, session: str, base: str) -> None:
         time.sleep(2)
         for n in range(SAMPLES):
             subject = f"Latency sample {n}"
-            started = time.perf_counter()
+            started, wall = time.perf_counter(), time.time()
             server.append(mailbox.imap_username, "INBOX", make_message(subject))
             page.wait_for_selector(f"text={subject}", timeout=15000)
             seen = time.perf_counter()
             count = n + 1
             exists = bare_times.get(count)
             kotak.append(seen - started)
+            change = Change.objects.filter(kind="messages_added").order_by("-pk").first()
+            logged.append(change.created_at.timestamp() - wall)
             if exists:
                 bare.append(exists - started)
                 diff.append(seen - exists)
@@ -209,6 +213,7 @@ def _measure(server: Dovecot, mailbox, session: str, base: str) -> None:
     print(f"(a) APPEND → row in the browser's DOM : {percentiles(kotak)}  ({len(kotak)} samples)")
     print(f"(b) APPEND → EXISTS on bare IDLE     : {percentiles(bare)}")
     print(f"    Kotak's own latency (a) − (b)     : {percentiles(diff)}")
+    print(f"    of which APPEND → change logged   : {percentiles(logged)}")
 
 
 def watching(server: Dovecot, users: list[str], team, env: dict, data_dir: Path) -> None:

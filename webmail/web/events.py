@@ -14,10 +14,12 @@ import logging
 import secrets
 import time
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connections
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 
@@ -36,6 +38,8 @@ class Hub:
     """Fan-out of new Change rows to the streams of one event loop."""
 
     def __init__(self) -> None:
+        # One thread, one long-lived connection, for all the streams of this process.
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="kotak-hub")
         self.queues: dict[asyncio.Queue, frozenset[int]] = {}
         self.last_id = 0
         self.task: asyncio.Task | None = None
@@ -56,7 +60,9 @@ class Hub:
         listener = asyncio.create_task(self.listen()) if settings.LIVE_BACKEND == "redis" else None
         try:
             while self.queues:
-                rows = await _changes_after(self.last_id, None)
+                rows = await asyncio.get_running_loop().run_in_executor(
+                    self.executor, _changes_after, self.last_id, None
+                )
                 for change in rows:
                     self.last_id = change.pk
                     for queue, mailbox_ids in list(self.queues.items()):
@@ -72,6 +78,7 @@ class Hub:
         finally:
             if listener is not None:
                 listener.cancel()
+            await asyncio.get_running_loop().run_in_executor(self.executor, connections.close_all)
 
     async def listen(self) -> None:
         """Redis pub/sub → wake the hub. Reconnects on its own if Redis goes away."""
@@ -102,7 +109,22 @@ def hub() -> Hub:
     return _hubs[loop]
 
 
-@sync_to_async
+def database(function):
+    """Run ORM code from a stream in a pooled thread and give its connection back at once.
+
+    A stream lives for hours: if it kept a connection (Django's default for the request's
+    thread), 500 open pages would need 500 database connections.
+    """
+
+    def run(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        finally:
+            connections.close_all()
+
+    return sync_to_async(run, thread_sensitive=False)
+
+
 def _changes_after(last_id: int, mailbox_ids: frozenset[int] | None) -> list[Change]:
     rows = Change.objects.filter(pk__gt=last_id).order_by("pk")
     if mailbox_ids is not None:
@@ -110,12 +132,15 @@ def _changes_after(last_id: int, mailbox_ids: frozenset[int] | None) -> list[Cha
     return list(rows[:BATCH])
 
 
-@sync_to_async
+_replay = database(_changes_after)
+
+
+@database
 def _latest_change_id() -> int:
     return Change.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
 
 
-@sync_to_async
+@database
 def _member_mailboxes(user, requested: set[int]) -> frozenset[int]:
     allowed = set(Mailbox.objects.for_user(user).values_list("pk", flat=True))
     if not requested <= allowed:
@@ -123,12 +148,12 @@ def _member_mailboxes(user, requested: set[int]) -> frozenset[int]:
     return frozenset(requested)
 
 
-@sync_to_async
+@database
 def _still_member(user, mailbox_ids: frozenset[int]) -> bool:
     return set(Mailbox.objects.for_user(user).values_list("pk", flat=True)) >= mailbox_ids
 
 
-@sync_to_async
+@database
 def _set_presence(user, mailbox_ids, message_id: int | None, stream: str, present: bool) -> None:
     if message_id is None:
         return
@@ -169,6 +194,8 @@ async def events(request: HttpRequest) -> HttpResponse:
     mailbox_ids = await _member_mailboxes(user, requested)
     resume = request.headers.get("Last-Event-ID") or request.GET.get("since", "")
     last_id = int(resume) if resume.isdigit() else await _latest_change_id()
+    # Give back the connection the session and user lookups took on the request's thread.
+    await sync_to_async(connections.close_all)()
     viewing = request.GET.get("viewing", "")
     message_id = int(viewing) if viewing.isdigit() else None
     response = StreamingHttpResponse(
@@ -187,7 +214,7 @@ async def _stream(user, mailbox_ids: frozenset[int], last_id: int, message_id: i
         yield "retry: 2000\n\n"
         # Replay what the client missed; the hub's queue may overlap, ids sort that out.
         while True:
-            missed = await _changes_after(last_id, mailbox_ids)
+            missed = await _replay(last_id, mailbox_ids)
             for change in missed:
                 last_id = change.pk
                 yield live.format_events(change)
