@@ -135,6 +135,28 @@ class Mailbox(models.Model):
         self.save(update_fields=["status", "last_error", "last_error_at"])
 
 
+class ConnectionSlot(models.Model):
+    """One of the few IMAP connections a mailbox may have open at once, across every process.
+
+    Servers cap connections per user (Dovecot 10 per user and IP, Gmail 15 shared with the
+    user's own devices), so Kotak takes a slot, with a conditional UPDATE, before connecting.
+    """
+
+    mailbox = models.ForeignKey("Mailbox", models.CASCADE, related_name="connection_slots")
+    number = models.PositiveSmallIntegerField()
+    holder = models.CharField(max_length=100, blank=True)
+    # A holder that died frees its slot when this passes; long holders renew it.
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["mailbox", "number"], name="unique_connection_slot")
+        ]
+
+    def __str__(self) -> str:
+        return f"slot {self.number} of mailbox {self.mailbox_id}"
+
+
 class Membership(models.Model):
     """A user's role on one mailbox. No membership, no access: every view checks it."""
 

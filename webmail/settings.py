@@ -137,6 +137,10 @@ ENCRYPTION_KEYS = [
 # --- IMAP -----------------------------------------------------------------------------------
 
 IMAP_TIMEOUT = env_int("IMAP_TIMEOUT", 30)
+# IMAP connections one mailbox may have open at once, watcher included, across all processes.
+IMAP_MAX_CONNECTIONS = env_int("IMAP_MAX_CONNECTIONS", 3)
+# How long a task or page waits for a free connection before giving up (a task retries).
+IMAP_SLOT_WAIT = env_int("IMAP_SLOT_WAIT", 20)
 # Messages fetched per round trip and per database transaction during a sync.
 SYNC_WINDOW = env_int("SYNC_WINDOW", 1000)
 MESSAGES_PER_PAGE = env_int("MESSAGES_PER_PAGE", 50)

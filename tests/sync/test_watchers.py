@@ -150,3 +150,15 @@ def test_without_notify_other_folders_are_polled(
         lambda: mailbox.messages.filter(subject="Filed elsewhere").exists(),
         what="the STATUS poll and sync",
     )
+
+
+def test_the_watcher_counts_against_the_connection_cap(mailbox, pools, fast_watchers, settings):
+    from webmail.models import ConnectionSlot
+
+    settings.IMAP_MAX_CONNECTIONS = 1
+    pool = pools("worker-a")
+    wait_for(lambda: connected(pool, mailbox), what="the watcher to connect")
+    held = ConnectionSlot.objects.filter(mailbox=mailbox).exclude(holder="")
+    assert [slot.holder.split("@")[0] for slot in held] == ["watch"]
+    pool.stop()
+    assert not ConnectionSlot.objects.filter(mailbox=mailbox).exclude(holder="").exists()

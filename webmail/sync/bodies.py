@@ -24,7 +24,8 @@ def load_body(message: Message) -> MessageBody:
         return message.body
     except MessageBody.DoesNotExist:
         pass
-    with mailbox_connection(message.mailbox) as client:
+    # A reader is waiting: do not queue behind a long sync for more than a few seconds.
+    with mailbox_connection(message.mailbox, purpose="body", wait=5) as client:
         client.select_folder(message.folder.name, readonly=True)
         response = client.fetch([message.uid], ["BODYSTRUCTURE"])
         if message.uid not in response:

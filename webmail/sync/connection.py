@@ -11,13 +11,29 @@ from django.utils import timezone
 
 from webmail.imap.client import AuthenticationFailed, ConnectError, capability_names, connect
 from webmail.models import Mailbox
+from webmail.sync import slots
 
 
 @contextmanager
-def mailbox_connection(mailbox: Mailbox) -> Iterator[imapclient.IMAPClient]:
-    """A logged-in connection; records capabilities, and errors as the mailbox status."""
+def mailbox_connection(
+    mailbox: Mailbox, purpose: str = "sync", wait: float | None = None
+) -> Iterator[imapclient.IMAPClient]:
+    """A logged-in connection within the mailbox's connection cap; records capabilities, and
+    errors as the mailbox status."""
+    holder = slots.holder_name(purpose)
+    slots.acquire(mailbox.pk, holder, wait)
     try:
-        client = connect(mailbox.imap_settings(), timeout=settings.IMAP_TIMEOUT)
+        with _connected(mailbox) as client:
+            client.kotak_slot = holder  # long work renews it (see FolderSync)
+            yield client
+    finally:
+        slots.release(holder)
+
+
+def open_client(mailbox: Mailbox) -> imapclient.IMAPClient:
+    """Connect and log in, recording a failure as the mailbox's status."""
+    try:
+        return connect(mailbox.imap_settings(), timeout=settings.IMAP_TIMEOUT)
     except AuthenticationFailed as exc:
         # Retrying a wrong password only gets the account locked: stop until someone fixes it.
         mailbox.record_error(Mailbox.Status.NEEDS_ATTENTION, str(exc))
@@ -25,6 +41,11 @@ def mailbox_connection(mailbox: Mailbox) -> Iterator[imapclient.IMAPClient]:
     except ConnectError as exc:
         mailbox.record_error(Mailbox.Status.UNREACHABLE, str(exc))
         raise
+
+
+@contextmanager
+def _connected(mailbox: Mailbox) -> Iterator[imapclient.IMAPClient]:
+    client = open_client(mailbox)
     client.normalise_times = False  # keep INTERNALDATE's time zone
     try:
         capabilities = capability_names(client)

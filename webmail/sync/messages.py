@@ -25,6 +25,7 @@ from webmail.imap.extensions import FolderStatus, pop_vanished
 from webmail.imap.fetch import fetch_headers
 from webmail.mail.headers import FETCHED_FIELDS, Headers, parse_headers
 from webmail.models import Folder, Message, MessageTombstone
+from webmail.sync import slots
 from webmail.sync.store import upsert_messages
 
 log = logging.getLogger(__name__)
@@ -427,6 +428,7 @@ class FolderSync:
             folder.sync_done += len(rows)
             folder.sync_total = max(folder.sync_total, folder.sync_done)
             folder.sync_lock_until = timezone.now() + LOCK_TTL
+            slots.renew(getattr(self.client, "kotak_slot", ""))
             folder.save(
                 update_fields=[
                     "uidnext",

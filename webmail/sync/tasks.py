@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 
 from celery import shared_task
 from kombu.exceptions import OperationalError
@@ -10,6 +11,7 @@ from kombu.exceptions import OperationalError
 from webmail.imap.client import AuthenticationFailed, ConnectError
 from webmail.models import Mailbox
 from webmail.sync.mailbox import sync_mailbox as run_sync_mailbox
+from webmail.sync.slots import NoFreeConnection
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,9 @@ def sync_mailbox(self, mailbox_id: int, folders: list[str] | None = None) -> Non
         return
     try:
         run_sync_mailbox(mailbox, folder_names=folders)
+    except NoFreeConnection as exc:
+        # Other work holds every connection; it is short, so come back soon, not in minutes.
+        raise self.retry(exc=exc, countdown=random.uniform(1, 5), max_retries=50) from exc
     except AuthenticationFailed:
         # Marked "needs attention" by the connection; retrying would only lock the account.
         return

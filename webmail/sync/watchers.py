@@ -35,6 +35,7 @@ from imapclient.exceptions import IMAPClientError
 from webmail.imap.client import AuthenticationFailed, ConnectError, connect
 from webmail.imap.extensions import folder_statuses, notify_set
 from webmail.models import Folder, Mailbox
+from webmail.sync import slots
 
 log = logging.getLogger(__name__)
 
@@ -93,20 +94,29 @@ class Watcher:
         self.next_attempt = 0.0
         self.failures = 0
         self.notify = False  # RFC 5465: the server tells about every folder on this connection
+        self.slot = slots.holder_name("watch")
 
     @property
     def connected(self) -> bool:
         return self.client is not None
 
-    def open(self) -> None:
+    def open(self, slot_ttl: timedelta) -> None:
         mailbox = Mailbox.objects.get(pk=self.mailbox_id)
-        client = connect(mailbox.imap_settings(), timeout=settings.IMAP_TIMEOUT)
+        # The watcher's connection counts against the mailbox's cap like any other.
+        if not slots.try_acquire(self.mailbox_id, self.slot, slot_ttl):
+            raise slots.NoFreeConnection("no free connection slot for the watcher")
+        try:
+            client = connect(mailbox.imap_settings(), timeout=settings.IMAP_TIMEOUT)
+        except BaseException:
+            slots.release(self.slot)
+            raise
         try:
             client.select_folder("INBOX", readonly=True)
             self.notify = client.has_capability("NOTIFY") and notify_set(client)
             client.idle()
         except BaseException:
             client.shutdown()
+            slots.release(self.slot)
             raise
         self.client = client
         self.sock = client.socket()
@@ -117,6 +127,7 @@ class Watcher:
         if self.client is not None:
             with contextlib.suppress(Exception):  # closing a connection that may be dead
                 self.client.shutdown()
+            slots.release(self.slot)
         self.client = self.sock = None
 
     def schedule_retry(self) -> None:
@@ -240,6 +251,9 @@ class WatcherPool:
 
     def _leases(self) -> None:
         held = renew(self.owner, set(self.watchers), self.ttl)
+        for watcher in self.watchers.values():
+            if watcher.connected:
+                slots.renew(watcher.slot, self.ttl)
         for mailbox_id in set(self.watchers) - held:
             log.info("watcher: lost the lease of mailbox %s", mailbox_id)
             self._drop(mailbox_id)
@@ -261,7 +275,7 @@ class WatcherPool:
             if watcher.connected or watcher.next_attempt > now or self.stopping.is_set():
                 continue
             try:
-                watcher.open()
+                watcher.open(self.ttl)
             except AuthenticationFailed as exc:
                 # Marked "needs attention" for a person; retrying would lock the account.
                 Mailbox.objects.get(pk=watcher.mailbox_id).record_error(
