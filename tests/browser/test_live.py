@@ -88,3 +88,29 @@ def test_a_teammate_sees_who_is_viewing_a_message(page, second_page, asgi_live_s
     expect(presence).to_contain_text("bob is viewing", timeout=5000)
     page.goto(asgi_live_server.url + "/")  # bob leaves the message
     expect(presence).to_have_text("", timeout=5000)
+
+
+def test_a_reader_scrolled_down_gets_a_marker_instead_of_a_jump(page, asgi_live_server, mailbox):
+    from tests.dovecot import make_message
+
+    account = mailbox.account
+    account.server.write_maildir(
+        account.username, "INBOX", [make_message(f"Older question {n}") for n in range(40)]
+    )
+    sync_mailbox(mailbox)
+    open_inbox(page, asgi_live_server.url, mailbox, "bob", "bob-pass-1")
+    page.mouse.wheel(0, 1500)
+    page.wait_for_function("window.scrollY > 200")
+
+    account.deliver("Fresh while scrolled")
+    sync_mailbox(mailbox)
+    marker = page.locator("#new-marker")
+    expect(marker).to_be_visible(timeout=5000)
+    expect(marker).to_have_text("1 new message — show")
+    expect(page.locator(".message-row", has_text="Fresh while scrolled")).to_have_count(0)
+    assert page.evaluate("window.scrollY") > 200  # the list did not move under the reader
+
+    marker.click()
+    expect(page.locator(".message-row", has_text="Fresh while scrolled")).to_be_visible()
+    expect(marker).to_be_hidden()
+    assert page.evaluate("window.scrollY") < 50
