@@ -162,3 +162,57 @@ def test_the_watcher_counts_against_the_connection_cap(mailbox, pools, fast_watc
     assert [slot.holder.split("@")[0] for slot in held] == ["watch"]
     pool.stop()
     assert not ConnectionSlot.objects.filter(mailbox=mailbox).exclude(holder="").exists()
+
+
+WATCHER_PROCESS = """
+import sys, time, django
+django.setup()
+from webmail.sync.watchers import WatcherPool
+pool = WatcherPool(owner=sys.argv[1], enqueue=lambda *args: None)
+pool.start()
+time.sleep(120)
+"""
+
+
+def test_two_worker_processes_still_one_watcher_and_a_killed_one_is_replaced(
+    mailbox, settings, tmp_path
+):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        url = f"sqlite:///{db['NAME']}"
+    else:
+        url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    env = dict(
+        os.environ,
+        DATABASE_URL=url,
+        KOTAK_ENCRYPTION_KEYS=",".join(settings.ENCRYPTION_KEYS),
+        WATCHER_LEASE_TTL="2",
+    )
+
+    def owner():
+        return Mailbox.objects.get(pk=mailbox.pk).watcher_owner
+
+    def spawn(name):
+        return subprocess.Popen([sys.executable, "-c", WATCHER_PROCESS, name], env=env)
+
+    first = spawn("process-a")
+    second = None
+    try:
+        wait_for(lambda: owner() == "process-a", timeout=15, what="the first process's lease")
+        second = spawn("process-b")
+        time.sleep(3)  # the second process is up and renewing nothing
+        assert owner() == "process-a"
+        os.kill(first.pid, signal.SIGKILL)
+        wait_for(lambda: owner() == "process-b", timeout=10, what="the survivor to take over")
+    finally:
+        for process in (first, second):
+            if process is not None:
+                process.kill()
+                process.wait()
