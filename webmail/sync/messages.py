@@ -428,7 +428,8 @@ class FolderSync:
             folder.sync_done += len(rows)
             folder.sync_total = max(folder.sync_total, folder.sync_done)
             folder.sync_lock_until = timezone.now() + LOCK_TTL
-            slots.renew(getattr(self.client, "kotak_slot", ""))
+            if slot := getattr(self.client, "kotak_slot", None):
+                slots.renew(slot)
             folder.save(
                 update_fields=[
                     "uidnext",

@@ -73,8 +73,10 @@ def acquire(mailbox_id: int, holder: str, wait: float | None = None) -> None:
         delay = min(delay * 2, 1.0)
 
 
-def renew(holder: str, ttl: timedelta = SLOT_TTL) -> None:
-    ConnectionSlot.objects.filter(holder=holder).update(expires_at=timezone.now() + ttl)
+def renew(*holders: str, ttl: timedelta = SLOT_TTL) -> None:
+    """Extend the slots of these holders (one UPDATE however many: a worker may watch 1,000)."""
+    if holders:
+        ConnectionSlot.objects.filter(holder__in=holders).update(expires_at=timezone.now() + ttl)
 
 
 def release(holder: str) -> None:

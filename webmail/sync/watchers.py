@@ -251,9 +251,7 @@ class WatcherPool:
 
     def _leases(self) -> None:
         held = renew(self.owner, set(self.watchers), self.ttl)
-        for watcher in self.watchers.values():
-            if watcher.connected:
-                slots.renew(watcher.slot, self.ttl)
+        slots.renew(*(w.slot for w in self.watchers.values() if w.connected), ttl=self.ttl)
         for mailbox_id in set(self.watchers) - held:
             log.info("watcher: lost the lease of mailbox %s", mailbox_id)
             self._drop(mailbox_id)
