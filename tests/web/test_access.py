@@ -24,6 +24,8 @@ def mailbox_urls(box: Mailbox) -> list[str]:
         reverse("mailbox_status", args=[box.pk]),
         reverse("folder", args=[box.pk, folder.pk]),
         reverse("message", args=[box.pk, message.pk]),
+        reverse("folder_tree", args=[box.pk]),
+        reverse("message_presence", args=[box.pk, message.pk]),
     ]
 
 
