@@ -11,7 +11,6 @@ import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -373,8 +372,8 @@ class FolderSync:
         found = self.client.search(["UID", f"{folder.uidnext}:*"])
         # "N:*" always matches the highest UID even when it is below N: filter.
         uids = sorted(uid for uid in found if uid >= folder.uidnext)
-        windows = list(_chunks(uids, self.window))
-        self._store_windows(windows, [{"uidnext": window[-1] + 1} for window in windows])
+        for window in _chunks(uids, self.window):
+            self._store_window(window, uidnext=window[-1] + 1)
 
     def _backfill(self) -> None:
         """Initial sync, newest to oldest, one committed window at a time."""
@@ -389,28 +388,9 @@ class FolderSync:
         folder.sync_total = folder.sync_done + len(uids)
         if not uids:
             self._store_window([], lowest=1)
-        windows = [sorted(window) for window in _chunks(uids, self.window)]
-        cursors = [{"lowest": window[0]} for window in windows]
-        if cursors:
-            cursors[-1]["lowest"] = 1  # nothing below the last window: the range is complete
-        self._store_windows(windows, cursors)
-
-    def _store_windows(self, windows: list[list[int]], cursors: list[dict]) -> None:
-        """Store windows in order, reading the next one from the server (a thread of its own,
-        the only user of the connection meanwhile) while this one is written to the database:
-        the IMAP server, the database server and this process then work at the same time."""
-        if len(windows) < 2:
-            for window, cursor in zip(windows, cursors, strict=True):
-                self._store_window(window, **cursor)
-            return
-        with ThreadPoolExecutor(1, thread_name_prefix="kotak-fetch") as reader:
-            pending = reader.submit(self._read_window, windows[0])
-            for index, cursor in enumerate(cursors):
-                rows = pending.result()
-                if index + 1 < len(windows):
-                    pending = reader.submit(self._read_window, windows[index + 1])
-                self._write_window(rows, **cursor)
-        self._apply_vanished()
+        for index, window in enumerate(_chunks(uids, self.window)):
+            is_last = (index + 1) * self.window >= len(uids)
+            self._store_window(sorted(window), lowest=1 if is_last else min(window))
 
     def _orphans(self) -> dict[str, list[int]]:
         """Rows left from before a UIDVALIDITY reset, by stable identity."""
@@ -424,23 +404,14 @@ class FolderSync:
     def _store_window(
         self, uids: list[int], *, uidnext: int | None = None, lowest: int | None = None
     ) -> None:
-        self._write_window(self._read_window(uids), uidnext=uidnext, lowest=lowest)
-        self._apply_vanished()
-
-    def _read_window(self, uids: list[int]) -> list[dict]:
-        """FETCH and parse one window (no database access: may run in the reader thread)."""
-        if not uids:
-            return []
-        wanted = set(uids)
-        response = fetch_headers(self.client, _uid_set(uids), self.fetch_items)
-        return [
-            build_message(self.folder, uid, data) for uid, data in response.items() if uid in wanted
-        ]
-
-    def _write_window(
-        self, rows: list[dict], *, uidnext: int | None = None, lowest: int | None = None
-    ) -> None:
         folder = self.folder
+        rows = []
+        if uids:
+            wanted = set(uids)
+            response = fetch_headers(self.client, _uid_set(uids), self.fetch_items)
+            rows = [
+                build_message(folder, uid, data) for uid, data in response.items() if uid in wanted
+            ]
         remapped = self._match_orphans(rows)
         new_rows = [row for row in rows if "id" not in row]
         with transaction.atomic():
@@ -477,6 +448,7 @@ class FolderSync:
                     folder_id=folder.pk,
                     message_ids=ids[:500],
                 )
+        self._apply_vanished()
         self.progress(folder)
 
     def _match_orphans(self, rows: list[dict]) -> list[Message]:
