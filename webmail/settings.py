@@ -144,6 +144,11 @@ IMAP_SLOT_WAIT = env_int("IMAP_SLOT_WAIT", 20)
 # Messages fetched per round trip and per database transaction during a sync.
 SYNC_WINDOW = env_int("SYNC_WINDOW", 1000)
 MESSAGES_PER_PAGE = env_int("MESSAGES_PER_PAGE", 50)
+# Every folder is compared in full (all UIDs and flags) this often, whatever CONDSTORE/QRESYNC
+# say: the audit that catches a server bug or a lost notification.
+SYNC_FULL_SCAN_INTERVAL = env_int("SYNC_FULL_SCAN_INTERVAL", 86400)
+# Hours the change log is kept for event streams to resume from (Last-Event-ID).
+CHANGE_LOG_HOURS = env_int("CHANGE_LOG_HOURS", 48)
 
 # --- Celery ---------------------------------------------------------------------------------
 
@@ -173,6 +178,11 @@ CELERY_BEAT_SCHEDULE = {
     "sync-all-mailboxes": {
         "task": "webmail.sync.tasks.sync_all_mailboxes",
         "schedule": env_int("SYNC_INTERVAL", 300),
+    },
+    # The change log, presence and move tombstones only matter for a while: keep tables small.
+    "trim-logs": {
+        "task": "webmail.sync.tasks.trim_logs",
+        "schedule": 3600,
     },
 }
 

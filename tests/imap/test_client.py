@@ -1,5 +1,6 @@
 """Connecting to the suite's Dovecot: every failure becomes a specific, readable error."""
 
+import os
 import socket
 
 import pytest
@@ -95,3 +96,23 @@ def test_ssl_on_a_plain_port_is_a_tls_error(dovecot):
 def test_an_unreadable_custom_ca_is_reported(dovecot):
     with pytest.raises(CertificateProblem, match="custom CA"):
         connect(settings_for(dovecot, ca_certificates="-----BEGIN CERTIFICATE-----\nnope\n"))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="Dovecot's auth process must run as another user")
+def test_a_temporary_login_failure_is_not_taken_for_a_wrong_password():
+    """Dovecot answers NO [UNAVAILABLE] when its user database cannot be read: retry later,
+    do not stop the mailbox as if its password were wrong."""
+    from tests.dovecot import Dovecot, dovecot_dir
+    from webmail.imap.client import ServerUnavailable
+
+    with dovecot_dir("unavailable") as path, Dovecot.start(path, users={"ops": "pw-ops"}) as server:
+        settings = settings_for(server, username="ops", password="pw-ops")
+        # Dovecot's auth process runs unprivileged: cut it off from its passwd-file.
+        mode = server.passwd_path.parent.stat().st_mode
+        server.passwd_path.parent.chmod(0o700)
+        try:
+            with pytest.raises(ServerUnavailable, match="UNAVAILABLE"):
+                connect(settings)
+        finally:
+            server.passwd_path.parent.chmod(mode)
+        connect(settings).logout()

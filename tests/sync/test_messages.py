@@ -463,3 +463,24 @@ def test_the_whole_cycle_works_with_and_without_extensions(
     account.server.reset_uidvalidity(account.username, "INBOX")
     sync_mailbox(mailbox)
     assert_mirrors_server(account, folder)
+
+
+def test_the_periodic_full_scan_repairs_a_database_that_drifted(mailbox, settings):
+    """CONDSTORE says nothing changed, yet the database disagrees with the server (a lost
+    notification, a server bug): the daily full comparison puts it right."""
+    account = mailbox.account
+    for n in range(3):
+        account.deliver(f"m{n}")
+    sync_mailbox(mailbox)
+    folder = inbox(mailbox)
+    assert folder.last_full_scan_at is not None
+    Message.objects.filter(folder=folder, subject="m1").update(is_flagged=True)
+    Message.objects.filter(folder=folder, subject="m2").delete()
+    Folder.objects.filter(pk=folder.pk).update(total_count=3)
+    assert sync_mailbox(mailbox).folders["INBOX"].skipped == "unchanged"
+
+    settings.SYNC_FULL_SCAN_INTERVAL = 0
+    result = sync_mailbox(mailbox).folders["INBOX"]
+    assert result.flag_changes == 1
+    assert result.added == 1  # m2, which the database had lost
+    assert_mirrors_server(account, folder)

@@ -34,3 +34,45 @@ def test_a_sync_task_brings_mail_in(mailbox):
     mailbox.refresh_from_db()
     assert mailbox.status == Mailbox.Status.OK
     assert mailbox.messages.get().subject == "via the worker"
+
+
+def test_old_log_rows_expired_presence_and_old_tombstones_are_trimmed(mailbox, alice, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from webmail.models import Change, Conversation, MessageTombstone, Presence
+
+    now = timezone.now()
+    settings.CHANGE_LOG_HOURS = 48
+    old = Change.objects.create(
+        mailbox=mailbox, kind="folders", created_at=now - timedelta(hours=49)
+    )
+    recent = Change.objects.create(mailbox=mailbox, kind="folders")
+    Presence.objects.create(
+        mailbox=mailbox,
+        user=alice,
+        message_id=1,
+        stream="gone",
+        expires_at=now - timedelta(minutes=1),
+    )
+    Presence.objects.create(
+        mailbox=mailbox,
+        user=alice,
+        message_id=1,
+        stream="here",
+        expires_at=now + timedelta(minutes=1),
+    )
+    conversation = Conversation.objects.create(mailbox=mailbox)
+    MessageTombstone.objects.create(
+        mailbox=mailbox,
+        stable_id="a",
+        conversation=conversation,
+        removed_at=now - timedelta(days=2),
+    )
+    MessageTombstone.objects.create(mailbox=mailbox, stable_id="b", conversation=conversation)
+
+    assert tasks.trim_logs() == {"changes": 1, "presence": 1, "tombstones": 1}
+    assert list(Change.objects.filter(pk__in=[old.pk, recent.pk])) == [recent]
+    assert list(Presence.objects.values_list("stream", flat=True)) == ["here"]
+    assert list(MessageTombstone.objects.values_list("stable_id", flat=True)) == ["b"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import socket
 import ssl
+import time
 from contextlib import suppress
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -72,6 +73,16 @@ class AuthenticationFailed(ConnectError):
     code = "authentication"
 
 
+class ServerUnavailable(ConnectError):
+    """The server refused the login for a reason of its own, not the credentials."""
+
+    code = "unavailable"
+
+
+# RFC 5530 response codes of a NO to LOGIN that say "not now", not "wrong password".
+TRANSIENT_LOGIN_CODES = ("[UNAVAILABLE]", "[SERVERBUG]", "[INUSE]", "[LIMIT]")
+
+
 class ProtocolProblem(ConnectError):
     code = "protocol"
 
@@ -101,7 +112,37 @@ def tune_socket(sock: socket.socket) -> None:
 
 
 def connect(server: ServerSettings, timeout: float = 30) -> imapclient.IMAPClient:
-    """Connect, secure the connection as configured, log in. Raise a ConnectError subclass."""
+    """Connect, secure the connection as configured, log in. Raise a ConnectError subclass.
+
+    A login refused without an RFC 5530 code ("NO Shutting down", "NO Login failed") is
+    ambiguous; it is tried once more a moment later, and only a second refusal is taken for
+    wrong credentials, which stop the mailbox until a person fixes them.
+    """
+    try:
+        return _connect(server, timeout)
+    except AmbiguousLoginRefusal:
+        time.sleep(LOGIN_RETRY_DELAY)
+    try:
+        return _connect(server, timeout)
+    except AmbiguousLoginRefusal as exc:
+        raise AuthenticationFailed(str(exc)) from exc
+
+
+class AmbiguousLoginRefusal(AuthenticationFailed):
+    """A NO to LOGIN that names no reason."""
+
+
+LOGIN_RETRY_DELAY = 1.0
+# RFC 5530 codes that do mean the credentials (or the account) are the problem.
+CREDENTIAL_CODES = (
+    "[AUTHENTICATIONFAILED]",
+    "[AUTHORIZATIONFAILED]",
+    "[EXPIRED]",
+    "[PRIVACYREQUIRED]",
+)
+
+
+def _connect(server: ServerSettings, timeout: float) -> imapclient.IMAPClient:
     where = f"{server.host}:{server.port}"
     context = ssl_context(server.ca_certificates)
     try:
@@ -143,9 +184,14 @@ def connect(server: ServerSettings, timeout: float = 30) -> imapclient.IMAPClien
         client.login(server.username, server.password)
     except LoginError as exc:
         _close(client)
-        raise AuthenticationFailed(
-            f"The server rejected the username or password ({_server_text(exc)})."
-        ) from exc
+        text = _server_text(exc)
+        if any(code in text.upper() for code in TRANSIENT_LOGIN_CODES):
+            # Treating these as a wrong password would stop the mailbox until a person came.
+            raise ServerUnavailable(f"{where} could not log in right now ({text}).") from exc
+        message = f"The server rejected the username or password ({text})."
+        if any(code in text.upper() for code in CREDENTIAL_CODES):
+            raise AuthenticationFailed(message) from exc
+        raise AmbiguousLoginRefusal(message) from exc
     except ssl.SSLCertVerificationError as exc:
         _close(client)
         raise CertificateProblem(_certificate_message(server.host, exc)) from exc

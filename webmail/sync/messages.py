@@ -226,6 +226,11 @@ class FolderSync:
             self.fetch_items.append("X-GM-MSGID")
         self.owner = uuid.uuid4().hex
         self.orphans: dict[str, list[int]] | None = None
+        self.initial = False
+        last_scan = folder.last_full_scan_at
+        self.full_scan = last_scan is None or last_scan < timezone.now() - timedelta(
+            seconds=settings.SYNC_FULL_SCAN_INTERVAL
+        )
 
     def run(self) -> FolderSyncResult:
         folder = self.folder
@@ -258,12 +263,14 @@ class FolderSync:
             self._reset(uidvalidity)
         if folder.uidvalidity is None:
             self._start(uidvalidity, server_uidnext, exists, modseq)
+            # Fetching every message is itself the full scan; it is recorded when complete.
+            self.initial = True
 
         self._fetch_new()
         self._backfill()
         if self.condstore and modseq is not None:
             self._changed_flags(modseq)
-        else:
+        if (self.full_scan and not self.initial) or not (self.condstore and modseq is not None):
             self._diff_flags()
         self._expunged(exists)
         self._finish()
@@ -306,6 +313,7 @@ class FolderSync:
             and folder.lowest_synced_uid == 1
             and folder.total_count == status.messages
             and folder.sync_state == Folder.SyncState.IDLE
+            and not self.full_scan
         )
 
     # -- cursor ---------------------------------------------------------------------------
@@ -591,7 +599,7 @@ class FolderSync:
     def _expunged(self, exists: int) -> None:
         folder = self.folder
         stored = folder.messages.filter(uid__gt=0).count()
-        if folder.lowest_synced_uid == 1 and stored == exists:
+        if folder.lowest_synced_uid == 1 and stored == exists and not self.full_scan:
             # Every server UID is stored (the invariant); equal counts mean equal sets.
             return
         uid_range = self._stored_range()
@@ -602,9 +610,19 @@ class FolderSync:
         stored_rows = folder.messages.filter(uid__gte=folder.lowest_synced_uid).values_list(
             "pk", "uid"
         )
-        gone = [pk for pk, uid in stored_rows.iterator(chunk_size=5000) if uid not in on_server]
+        stored_uids: set[int] = set()
+        gone = []
+        for pk, uid in stored_rows.iterator(chunk_size=5000):
+            stored_uids.add(uid)
+            if uid not in on_server:
+                gone.append(pk)
         if gone:
             self._remove(gone)
+        if self.full_scan:
+            # The invariant says none can be missing; the audit checks rather than trusts it.
+            missing = sorted(on_server - stored_uids)
+            for window in _chunks(missing, self.window):
+                self._store_window(window)
 
     def _remove(self, pks: list[int]) -> None:
         """Delete rows, leaving a tombstone for those in a conversation (see _follow_moves)."""
@@ -633,7 +651,7 @@ class FolderSync:
         folder.last_synced_at = timezone.now()
         if folder.lowest_synced_uid == 1:
             folder.sync_done = folder.sync_total = folder.total_count
-            if not folder.last_full_scan_at or self.result.uidvalidity_reset:
+            if self.full_scan or self.initial:
                 folder.last_full_scan_at = folder.last_synced_at
         folder.save(
             update_fields=[

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import imaplib
 import logging
 import random
+from datetime import timedelta
 
 from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
 from kombu.exceptions import OperationalError
 
 from webmail.imap.client import AuthenticationFailed, ConnectError
-from webmail.models import Mailbox
+from webmail.models import Change, Mailbox, MessageTombstone, Presence
 from webmail.sync.mailbox import sync_mailbox as run_sync_mailbox
 from webmail.sync.slots import NoFreeConnection
 
@@ -26,7 +30,8 @@ def enqueue_sync(mailbox_id: int, folders: list[str] | None = None) -> None:
 
 @shared_task(
     bind=True,
-    autoretry_for=(ConnectError,),
+    # Unreachable, refusing for now, or gone mid-sync (BYE, reset, timeout): all pass.
+    autoretry_for=(ConnectError, imaplib.IMAP4.abort, OSError),
     retry_backoff=30,
     retry_backoff_max=900,
     retry_jitter=True,
@@ -54,3 +59,30 @@ def sync_all_mailboxes() -> None:
     )
     for mailbox_id in ids:
         enqueue_sync(mailbox_id)
+
+
+@shared_task
+def trim_logs() -> dict[str, int]:
+    """Delete change-log rows past CHANGE_LOG_HOURS, expired presence and old tombstones."""
+    now = timezone.now()
+    return {
+        "changes": _delete_in_batches(
+            Change.objects.filter(created_at__lt=now - timedelta(hours=settings.CHANGE_LOG_HOURS))
+        ),
+        "presence": Presence.objects.filter(expires_at__lt=now).delete()[0],
+        "tombstones": _delete_in_batches(
+            MessageTombstone.objects.filter(removed_at__lt=now - TOMBSTONE_KEEP)
+        ),
+    }
+
+
+# A move by another client shows up at the next sync of both folders: a day is plenty.
+TOMBSTONE_KEEP = timedelta(days=1)
+
+
+def _delete_in_batches(queryset, batch: int = 5000) -> int:
+    """Delete without one huge transaction holding locks on a busy table."""
+    deleted = 0
+    while ids := list(queryset.values_list("pk", flat=True)[:batch]):
+        deleted += queryset.model.objects.filter(pk__in=ids).delete()[0]
+    return deleted

@@ -253,7 +253,12 @@ class WatcherPool:
         held = renew(self.owner, set(self.watchers), self.ttl)
         slots.renew(*(w.slot for w in self.watchers.values() if w.connected), ttl=self.ttl)
         for mailbox_id in set(self.watchers) - held:
-            log.info("watcher: lost the lease of mailbox %s", mailbox_id)
+            state = (
+                Mailbox.objects.filter(pk=mailbox_id)
+                .values("watcher_owner", "status", "last_error")
+                .first()
+            )
+            log.info("watcher: mailbox %s is no longer ours (%s)", mailbox_id, state)
             self._drop(mailbox_id)
         room = settings.WATCHER_MAX_MAILBOXES - len(self.watchers)
         if room > 0:
