@@ -1,5 +1,5 @@
-"""What imapclient 3.1 lacks: LIST-STATUS (RFC 5819), VANISHED (RFC 7162 §3.2.10) and
-NOTIFY (RFC 5465).
+"""What imapclient 3.1 lacks: pipelined STATUS, VANISHED (RFC 7162 §3.2.10) and NOTIFY
+(RFC 5465).
 
 Both reach into imaplib through `client._imap`; this module is the only place that does.
 """
@@ -44,36 +44,25 @@ def _as_status(items) -> FolderStatus:
 def folder_statuses(
     client: imapclient.IMAPClient, names: list[str], condstore: bool
 ) -> dict[str, FolderStatus]:
-    """STATUS of every named folder: one LIST-STATUS round trip where advertised."""
-    items = STATUS_ITEMS + (("HIGHESTMODSEQ",) if condstore else ())
-    if client.has_capability("LIST-STATUS"):
-        try:
-            return _list_status(client, items)
-        except imapclient.exceptions.IMAPClientError:
-            pass  # a shortcut only: without it every folder is selected and checked
-    result = {}
-    for name in names:
-        try:
-            status = client.folder_status(name, list(items))
-        except imapclient.exceptions.IMAPClientError:
-            continue  # gone since LIST, or not allowed: the folder sync reports it
-        result[name] = _as_status([part for key, value in status.items() for part in (key, value)])
-    return result
+    """STATUS of every named folder, the commands pipelined (RFC 3501 §5.5) in one round trip.
 
-
-def _list_status(client: imapclient.IMAPClient, items: tuple[str, ...]) -> dict[str, FolderStatus]:
+    Not LIST-STATUS: Dovecot answers that by syncing every folder it lists (0.1-2 s for a
+    100k-message Maildir), while a STATUS is read from its index (~2 ms).
+    """
+    items = "({})".format(" ".join(STATUS_ITEMS + (("HIGHESTMODSEQ",) if condstore else ())))
     imap = client._imap
-    typ, data = imap._simple_command(
-        "LIST", '""', '"*"', "RETURN", "(STATUS ({}))".format(" ".join(items))
-    )
-    if typ != "OK":
-        raise imapclient.exceptions.IMAPClientError(f"LIST-STATUS failed: {data}")
-    raw = imap.untagged_responses.pop("STATUS", [])
-    imap.untagged_responses.pop("LIST", None)
+    imap.untagged_responses.pop("STATUS", None)
+    tags = [imap._command("STATUS", client._normalise_folder(name), items) for name in names]
+    for tag in tags:
+        # A NO for one folder (deleted since LIST, not allowed) leaves it out; its sync says why.
+        imap._command_complete("STATUS", tag)
     result = {}
-    for line in raw:
-        parsed = parse_response([line] if isinstance(line, bytes) else list(line))
-        name, status_items = parsed[0], parsed[1]
+    for line in imap.untagged_responses.pop("STATUS", []):
+        try:
+            parsed = parse_response([line] if isinstance(line, bytes) else list(line))
+            name, status_items = parsed[0], parsed[1]
+        except (imapclient.exceptions.ProtocolError, IndexError, ValueError):
+            continue
         name = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
         result[name] = _as_status(status_items)
     return result

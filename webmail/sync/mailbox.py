@@ -41,7 +41,7 @@ def sync_mailbox(
             for folder in sync_folders(mailbox, client)
             if folder.is_selectable and (not folder_names or folder.name in folder_names)
         ]
-        # One LIST-STATUS (or a STATUS per folder) tells which folders changed at all.
+        # STATUS of every folder, pipelined in one round trip, tells which changed at all.
         statuses = folder_statuses(
             client, [f.name for f in folders], condstore=client.has_capability("CONDSTORE")
         )
