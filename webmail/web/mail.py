@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
+from django_htmx.http import HttpResponseClientRedirect
 
 from webmail.access import (
     can_add_mailbox,
@@ -111,7 +112,12 @@ def mailbox(request: HttpRequest, mailbox_id: int) -> HttpResponse:
     return render(
         request,
         "webmail/mailbox_waiting.html",
-        {"mailbox": box, "folders": [], "can_add_mailbox": can_add_mailbox(request.user)},
+        {
+            "mailbox": box,
+            "folders": [],
+            "can_add_mailbox": can_add_mailbox(request.user),
+            "last_change_id": _latest_change_id(),
+        },
     )
 
 
@@ -122,8 +128,6 @@ def mailbox_status(request: HttpRequest, mailbox_id: int) -> HttpResponse:
     box = get_mailbox_for_user(request.user, mailbox_id)
     if request.htmx and box.folders.exists() and request.GET.get("waiting"):
         # The folder list has arrived: move the waiting page on to the inbox.
-        from django_htmx.http import HttpResponseClientRedirect
-
         return HttpResponseClientRedirect(box.get_absolute_url())
     return render(request, "webmail/mailbox_status.html", _status_context(box))
 
