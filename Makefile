@@ -2,7 +2,8 @@
 SHELL := /bin/bash
 VENV ?= .venv
 BIN := $(VENV)/bin
-PYTHON ?= $(shell for p in python3.12 python3.13 python3.14 python3; do \
+# The first Python 3.12+ on PATH, else one that pyenv installed but did not put on PATH.
+PYTHON ?= $(shell for p in python3.12 python3.13 python3.14 python3 $$HOME/.pyenv/versions/3.1[2-9]*/bin/python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null \
 	&& { echo $$p; break; }; done)
 HOST ?= 127.0.0.1
