@@ -252,12 +252,6 @@ class Folder(models.Model):
         return reverse("folder", args=[self.mailbox_id, self.pk])
 
     @property
-    def is_initial_sync_done(self) -> bool:
-        return self.uidnext is not None and (
-            self.lowest_synced_uid is None or self.lowest_synced_uid <= 1
-        )
-
-    @property
     def depth(self) -> int:
         if not self.delimiter:
             return 0
@@ -382,17 +376,6 @@ class Message(models.Model):
     @property
     def sender(self) -> str:
         return self.from_name or self.from_address or "(unknown sender)"
-
-    @property
-    def flags(self) -> list[str]:
-        system = [
-            (self.is_seen, "\\Seen"),
-            (self.is_flagged, "\\Flagged"),
-            (self.is_answered, "\\Answered"),
-            (self.is_draft, "\\Draft"),
-            (self.is_deleted, "\\Deleted"),
-        ]
-        return [flag for present, flag in system if present] + list(self.keywords)
 
 
 class MessageTombstone(models.Model):

@@ -63,8 +63,3 @@ def sync_mailbox(
                 )
     mark_healthy(mailbox)
     return result
-
-
-def refresh_folder_list(mailbox: Mailbox) -> list[Folder]:
-    with mailbox_connection(mailbox) as client:
-        return sync_folders(mailbox, client)

@@ -11,7 +11,7 @@ import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import imapclient
@@ -84,7 +84,6 @@ class FolderSyncResult:
     remapped: int = 0
     uidvalidity_reset: bool = False
     skipped: str = ""  # why nothing was done: "unchanged", "busy", "parked"
-    added_ids: list[int] = field(default_factory=list)
 
 
 class FolderParked(Exception):
@@ -449,7 +448,6 @@ class FolderSync:
             )
             if ids:
                 self.result.added += len(ids)
-                self.result.added_ids.extend(ids)
                 live.record(
                     folder.mailbox_id,
                     "messages_added",
