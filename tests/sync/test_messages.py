@@ -14,6 +14,18 @@ def inbox(mailbox) -> Folder:
     return mailbox.folders.get(special_use="inbox")
 
 
+@pytest.fixture(params=["full", "plain"])
+def any_server_mailbox(request, db, alice):
+    """A mailbox on a Dovecot with CONDSTORE/QRESYNC/LIST-STATUS, and on one without them."""
+    from tests.conftest import connect_mailbox
+
+    name = "imap_account" if request.param == "full" else "plain_imap_account"
+    account = request.getfixturevalue(name)
+    mailbox = connect_mailbox(account, manager=alice)
+    mailbox.account = account
+    return mailbox
+
+
 def test_it_copies_folders_with_their_special_use_roles(mailbox):
     mailbox.account.deliver("hello", folder="Projects/Acme")
     sync_mailbox(mailbox)
@@ -128,18 +140,13 @@ def test_new_mail_is_fetched_incrementally(mailbox):
     assert_mirrors_server(account, folder)
 
 
-@pytest.mark.parametrize("server", ["condstore", "plain"])
-def test_flag_changes_made_by_another_client_show_up(
-    server, db, alice, imap_account, plain_imap_account
-):
-    from tests.conftest import connect_mailbox
-
-    account = imap_account if server == "condstore" else plain_imap_account
-    mailbox = connect_mailbox(account, manager=alice)
+def test_flag_changes_made_by_another_client_show_up(any_server_mailbox):
+    mailbox = any_server_mailbox
+    account = mailbox.account
     uids = [account.deliver(f"m{n}") for n in range(4)]
     sync_mailbox(mailbox)
     folder = inbox(mailbox)
-    assert ("CONDSTORE" in mailbox.capabilities) == (server == "condstore")
+    assert ("CONDSTORE" in mailbox.capabilities) == (account.server.capabilities is None)
 
     other = account.client()
     other.select_folder("INBOX")
@@ -162,14 +169,9 @@ def test_flag_changes_made_by_another_client_show_up(
     assert_mirrors_server(account, folder)
 
 
-@pytest.mark.parametrize("server", ["condstore", "plain"])
-def test_messages_deleted_by_another_client_disappear(
-    server, db, alice, imap_account, plain_imap_account
-):
-    from tests.conftest import connect_mailbox
-
-    account = imap_account if server == "condstore" else plain_imap_account
-    mailbox = connect_mailbox(account, manager=alice)
+def test_messages_deleted_by_another_client_disappear(any_server_mailbox):
+    mailbox = any_server_mailbox
+    account = mailbox.account
     uids = [account.deliver(f"m{n}") for n in range(5)]
     sync_mailbox(mailbox)
     folder = inbox(mailbox)
@@ -430,17 +432,12 @@ def test_a_window_that_dies_half_written_leaves_no_trace(mailbox, settings, monk
     assert_mirrors_server(account, folder)
 
 
-@pytest.mark.parametrize("server", ["full", "plain"])
-def test_the_whole_cycle_works_with_and_without_extensions(
-    server, db, alice, imap_account, plain_imap_account, settings
-):
+def test_the_whole_cycle_works_with_and_without_extensions(any_server_mailbox, settings):
     """Initial sync in windows, new mail, flags, expunge, rename, UIDVALIDITY reset — against
     a Dovecot with CONDSTORE/QRESYNC/LIST-STATUS and one that hides them."""
-    from tests.conftest import connect_mailbox
-
     settings.SYNC_WINDOW = 7
-    account = imap_account if server == "full" else plain_imap_account
-    mailbox = connect_mailbox(account, manager=alice)
+    mailbox = any_server_mailbox
+    account = mailbox.account
     uids = [account.deliver(f"m{n}", flags=[r"\Seen"] if n % 2 else []) for n in range(20)]
     account.deliver("elsewhere", folder="Projects")
     sync_mailbox(mailbox)
