@@ -135,6 +135,25 @@ class Mailbox(models.Model):
         self.save(update_fields=["status", "last_error", "last_error_at"])
 
 
+class TrustedSender(models.Model):
+    """A sender whose remote images the team always loads in this mailbox."""
+
+    mailbox = models.ForeignKey(Mailbox, models.CASCADE, related_name="trusted_senders")
+    address = models.CharField(max_length=320)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["mailbox", "address"], name="unique_trusted_sender")
+        ]
+
+    def __str__(self) -> str:
+        return self.address
+
+
 class ConnectionSlot(models.Model):
     """One of the few IMAP connections a mailbox may have open at once, across every process.
 
@@ -163,6 +182,8 @@ class Membership(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="memberships")
     mailbox = models.ForeignKey(Mailbox, models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.AGENT)
+    # Opening a message marks it read on the server, for everyone (agents and managers only).
+    mark_read_on_open = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -342,6 +363,9 @@ class Message(models.Model):
     is_draft = models.BooleanField(default=False)
     is_deleted = models.BooleanField(default=False)
     keywords = models.JSONField(default=list, blank=True)
+
+    # Moved or deleted by a user, not yet confirmed by the server: hidden from lists meanwhile.
+    pending_removal = models.BooleanField(default=False)
 
     has_attachments = models.BooleanField(default=False)
     snippet = models.CharField(max_length=300, blank=True)
