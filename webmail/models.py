@@ -502,6 +502,10 @@ class PendingChange(models.Model):
     state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
+    # The worker applying it right now (with next_attempt_at as its lease), else "".
+    claimed_by = models.CharField(max_length=64, blank=True)
+    # The changes of one click (a bulk move, say): undone together.
+    batch = models.CharField(max_length=32, blank=True, db_index=True)
     last_error = models.TextField(blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
