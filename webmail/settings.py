@@ -144,6 +144,10 @@ IMAP_SLOT_WAIT = env_int("IMAP_SLOT_WAIT", 20)
 # Messages fetched per round trip and per database transaction during a sync.
 SYNC_WINDOW = env_int("SYNC_WINDOW", 1000)
 MESSAGES_PER_PAGE = env_int("MESSAGES_PER_PAGE", 50)
+# Seconds a move, archive or delete can be undone before it is sent to the server.
+UNDO_SECONDS = env_int("UNDO_SECONDS", 6)
+# Longest wait between two attempts to apply a change while the server cannot be reached.
+WRITEBACK_RETRY_MAX = env_int("WRITEBACK_RETRY_MAX", 900)
 # Every folder is compared in full (all UIDs and flags) this often, whatever CONDSTORE/QRESYNC
 # say: the audit that catches a server bug or a lost notification.
 SYNC_FULL_SCAN_INTERVAL = env_int("SYNC_FULL_SCAN_INTERVAL", 86400)
@@ -178,6 +182,11 @@ CELERY_BEAT_SCHEDULE = {
     "sync-all-mailboxes": {
         "task": "webmail.sync.tasks.sync_all_mailboxes",
         "schedule": env_int("SYNC_INTERVAL", 300),
+    },
+    # Changes that could not be queued when made (broker down) or are due for another try.
+    "apply-pending-changes": {
+        "task": "webmail.sync.tasks.apply_due_changes",
+        "schedule": env_int("WRITEBACK_SWEEP_INTERVAL", 15),
     },
     # The change log, presence and move tombstones only matter for a while: keep tables small.
     "trim-logs": {

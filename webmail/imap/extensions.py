@@ -117,3 +117,49 @@ def notify_set(client: imapclient.IMAPClient) -> bool:
         "(PERSONAL (MessageNew MessageExpunge FlagChange MailboxName))",
     )
     return typ == "OK"
+
+
+def conditional_store(
+    client: imapclient.IMAPClient, uids: list[int], adding: bool, flags: list[str], since: int
+) -> set[int]:
+    """`UID STORE uids (UNCHANGEDSINCE since) ±FLAGS.SILENT (flags)` (RFC 7162 §3.1.3).
+
+    Returns the UIDs the server did not change because they were modified after `since`
+    (its MODIFIED response code); the others now have the flags.
+    """
+    imap = client._imap
+    imap.untagged_responses.pop("MODIFIED", None)
+    client._command_and_check(
+        "store",
+        imapclient.imapclient.join_message_ids(uids),
+        f"(UNCHANGEDSINCE {int(since)})",
+        "+FLAGS.SILENT" if adding else "-FLAGS.SILENT",
+        imapclient.imapclient.seq_to_parenstr([imapclient.imapclient.to_bytes(f) for f in flags]),
+        uid=True,
+        unpack=True,
+    )
+    modified: set[int] = set()
+    for line in imap.untagged_responses.pop("MODIFIED", []):
+        text = line.decode("ascii", "replace") if isinstance(line, bytes) else str(line)
+        modified |= parse_uid_set(text.strip(), 1, max(uids))
+    return modified & set(uids)
+
+
+def parse_copyuid(line: bytes | str) -> tuple[int, dict[int, int]]:
+    """ "uidvalidity 1:3,7 10:13" (RFC 4315 §3) → (uidvalidity, {source uid: target uid})."""
+    text = line.decode("ascii", "replace") if isinstance(line, bytes) else str(line)
+    uidvalidity, source, target = text.split()[:3]
+    return int(uidvalidity), dict(zip(_ordered_uids(source), _ordered_uids(target), strict=False))
+
+
+def _ordered_uids(text: str) -> list[int]:
+    """A UID set in the order the server wrote it (COPYUID pairs them up by position)."""
+    uids: list[int] = []
+    for part in text.split(","):
+        if ":" in part:
+            # "4:2" is the same range as "2:4" (RFC 4315 §4): ascending either way.
+            low, high = sorted(int(x) for x in part.split(":", 1))
+            uids.extend(range(low, high + 1))
+        elif part:
+            uids.append(int(part))
+    return uids

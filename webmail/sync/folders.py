@@ -7,7 +7,7 @@ from django.db import transaction
 
 from webmail import live
 from webmail.imap.folders import FolderInfo, list_folders
-from webmail.models import Folder, Mailbox, Message
+from webmail.models import Folder, Mailbox, Message, PendingChange
 from webmail.sync.messages import bury
 
 # INBOX first, then the roles a person looks for, then the rest by name.
@@ -40,7 +40,18 @@ def sync_folders(mailbox: Mailbox, client: imapclient.IMAPClient) -> list[Folder
                 folder.save()
                 existing[info.name] = folder
                 changed = True
-        gone = [folder.pk for name, folder in existing.items() if name not in seen]
+        # A folder a user just made is not on the server until its change is applied.
+        creating = {
+            change.payload.get("name")
+            for change in mailbox.pending_changes.filter(
+                action=PendingChange.Action.CREATE_FOLDER, state=PendingChange.State.PENDING
+            )
+        }
+        gone = [
+            folder.pk
+            for name, folder in existing.items()
+            if name not in seen and name not in creating
+        ]
         if gone:
             bury(Message.objects.filter(folder__in=gone))
             Folder.objects.filter(pk__in=gone).delete()

@@ -21,6 +21,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from webmail import live
+from webmail.actions import pending_flag_values
 from webmail.imap.extensions import FolderStatus, pop_vanished
 from webmail.imap.fetch import fetch_headers
 from webmail.mail.headers import FETCHED_FIELDS, Headers, parse_headers
@@ -555,6 +556,7 @@ class FolderSync:
                 "pk", "uid", *FLAG_FIELDS
             )
         }
+        current_by_pk = {row["pk"]: row for row in current.values()}
         updates = []
         for uid, data in response.items():
             row = current.get(uid)
@@ -563,6 +565,17 @@ class FolderSync:
             values = flag_values(data[b"FLAGS"])
             if any(row[key] != value for key, value in values.items()):
                 updates.append(Message(pk=row["pk"], **values))
+        if updates:
+            # A user's click the server has not heard of yet is newer than what it says.
+            pending = pending_flag_values(m.pk for m in updates)
+            for message in updates:
+                for column, value in pending.get(message.pk, {}).items():
+                    setattr(message, column, value)
+            updates = [
+                m
+                for m in updates
+                if any(getattr(m, key) != current_by_pk[m.pk][key] for key in FLAG_FIELDS)
+            ]
         if not updates:
             return
         with transaction.atomic():
@@ -640,8 +653,9 @@ class FolderSync:
     def _finish(self) -> None:
         folder = self.folder
         before = (folder.total_count, folder.unread_count)
-        folder.total_count = folder.messages.count()
-        folder.unread_count = folder.messages.unread().count()
+        visible = folder.messages.filter(pending_removal=False)
+        folder.total_count = visible.count()
+        folder.unread_count = visible.unread().count()
         if (folder.total_count, folder.unread_count) != before:
             live.record(folder.mailbox_id, "folder_counts", folder_id=folder.pk)
         folder.sync_state = Folder.SyncState.IDLE

@@ -13,7 +13,15 @@ from django.db import connection
 from webmail.models import Message
 
 # Columns an upsert of a message already in the table must not touch.
-KEEP_ON_CONFLICT = {"id", "folder_id", "uid", "conversation_id", "snippet", "bodystructure"}
+KEEP_ON_CONFLICT = {
+    "id",
+    "folder_id",
+    "uid",
+    "conversation_id",
+    "snippet",
+    "bodystructure",
+    "pending_removal",
+}
 
 
 def _fields():

@@ -14,6 +14,7 @@ from kombu.exceptions import OperationalError
 
 from webmail.imap.client import AuthenticationFailed, ConnectError
 from webmail.models import Change, Mailbox, MessageTombstone, Presence
+from webmail.sync import writeback
 from webmail.sync.mailbox import sync_mailbox as run_sync_mailbox
 from webmail.sync.slots import NoFreeConnection
 
@@ -49,6 +50,31 @@ def sync_mailbox(self, mailbox_id: int, folders: list[str] | None = None) -> Non
     except AuthenticationFailed:
         # Marked "needs attention" by the connection; retrying would only lock the account.
         return
+
+
+def enqueue_writeback(mailbox_id: int, countdown: float = 0) -> None:
+    """Queue the mailbox's pending changes; with the broker down, beat's sweeper finds them."""
+    try:
+        apply_changes.apply_async((mailbox_id,), countdown=countdown)
+    except OperationalError as exc:
+        log.warning("could not queue changes of mailbox %s: %s", mailbox_id, exc)
+
+
+@shared_task
+def apply_changes(mailbox_id: int) -> dict[str, int]:
+    """Write the mailbox's due changes to its server (each change retries on its own clock)."""
+    mailbox = Mailbox.objects.filter(pk=mailbox_id).first()
+    if mailbox is None:
+        return {}
+    result = writeback.apply_pending(mailbox)
+    return {"applied": result.applied, "failed": result.failed, "retrying": result.retrying}
+
+
+@shared_task
+def apply_due_changes() -> None:
+    """Beat's sweeper: changes whose queue message was lost, or whose retry time has come."""
+    for mailbox_id in writeback.due_mailboxes():
+        enqueue_writeback(mailbox_id)
 
 
 @shared_task

@@ -1,0 +1,430 @@
+"""Applying users' pending changes to the IMAP server (DESIGN §4).
+
+A change is claimed (a lease, so a dead worker's claim runs out), applied, then deleted. Each
+step is safe to repeat: flags are set with ±FLAGS, and a MOVE or EXPUNGE of a UID that is
+already gone does nothing, so a worker killed between the command and the commit leaves a
+change that the next attempt completes exactly once.
+
+The server may refuse (a folder deleted by another client, a read-only mailbox, a full
+quota): the local state is put back, the change is kept as failed with the server's words,
+and the screen says so. A server that cannot be reached is retried with a growing delay.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import logging
+import uuid
+from collections.abc import Iterator
+from contextlib import suppress
+from dataclasses import dataclass, field
+from datetime import timedelta
+from itertools import groupby
+
+import imapclient
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from webmail import live
+from webmail.actions import FLAG_COLUMNS, refresh_counts
+from webmail.imap.extensions import conditional_store, parse_copyuid
+from webmail.models import Folder, Mailbox, Message, PendingChange
+from webmail.sync.connection import mailbox_connection
+from webmail.sync.messages import bury
+
+log = logging.getLogger(__name__)
+
+Action = PendingChange.Action
+LEASE = timedelta(minutes=2)
+CLAIM_MAX = 2000
+# Rounds of "someone changed it meanwhile: look again" before giving up on UNCHANGEDSINCE.
+STORE_ROUNDS = 3
+
+
+class Refused(Exception):
+    """The server said no to this change; the text is for the user."""
+
+
+@dataclass
+class WritebackResult:
+    applied: int = 0
+    failed: int = 0
+    retrying: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def apply_pending(mailbox: Mailbox) -> WritebackResult:
+    """Apply every due change of the mailbox, oldest first."""
+    result = WritebackResult()
+    owner = uuid.uuid4().hex
+    changes = _claim(mailbox, owner)
+    if not changes:
+        return result
+    remaining = list(changes)
+    try:
+        with mailbox_connection(mailbox, purpose="write", wait=settings.IMAP_SLOT_WAIT) as client:
+            writer = _Writer(client, mailbox, result)
+            for _, group in groupby(changes, key=_group_key):
+                group = list(group)
+                writer.apply(group)
+                done = {c.pk for c in group}
+                remaining = [c for c in remaining if c.pk not in done]
+    except Exception as exc:
+        # Unreachable, dropped mid-way, wrong password, no free connection: nothing was refused,
+        # so nothing is reverted. What is left is retried later, with a growing delay.
+        _retry_later(remaining, exc, result)
+        if not isinstance(exc, (OSError, imaplib.IMAP4.abort)) and not _is_connect_error(exc):
+            raise
+    return result
+
+
+def _is_connect_error(exc: Exception) -> bool:
+    from webmail.imap.client import ConnectError
+    from webmail.sync.slots import NoFreeConnection
+
+    return isinstance(exc, (ConnectError, NoFreeConnection))
+
+
+def due_mailboxes() -> list[int]:
+    """Mailboxes with a change to apply now (beat's sweeper; the broker may have lost one)."""
+    return list(
+        PendingChange.objects.filter(
+            state=PendingChange.State.PENDING, next_attempt_at__lte=timezone.now()
+        )
+        .values_list("mailbox_id", flat=True)
+        .distinct()
+    )
+
+
+# -- claiming ---------------------------------------------------------------------------------
+
+
+def _claim(mailbox: Mailbox, owner: str) -> list[PendingChange]:
+    now = timezone.now()
+    due = PendingChange.objects.filter(
+        mailbox=mailbox, state=PendingChange.State.PENDING, next_attempt_at__lte=now
+    )
+    ids = list(due.order_by("pk").values_list("pk", flat=True)[:CLAIM_MAX])
+    if not ids:
+        return []
+    # A row another worker claimed in between no longer matches next_attempt_at <= now.
+    due.filter(pk__in=ids).update(claimed_by=owner, next_attempt_at=now + LEASE)
+    return list(
+        PendingChange.objects.filter(pk__in=ids, claimed_by=owner)
+        .select_related("message", "folder")
+        .order_by("pk")
+    )
+
+
+def _retry_later(changes: list[PendingChange], exc: Exception, result: WritebackResult) -> None:
+    now = timezone.now()
+    for change in changes:
+        change.attempts += 1
+        delay = min(settings.WRITEBACK_RETRY_MAX, 5 * 2 ** min(change.attempts, 12))
+        PendingChange.objects.filter(pk=change.pk, claimed_by=change.claimed_by).update(
+            attempts=change.attempts,
+            next_attempt_at=now + timedelta(seconds=delay),
+            claimed_by="",
+            last_error=str(exc)[:500] or type(exc).__name__,
+        )
+    result.retrying += len(changes)
+    result.errors.append(str(exc))
+
+
+def _group_key(change: PendingChange) -> tuple:
+    """Changes applied by one command: same action, folder and arguments, in a row."""
+    payload = {k: v for k, v in change.payload.items() if k != "modseq"}
+    return (change.action, change.folder_id, repr(sorted(payload.items())))
+
+
+# -- applying ---------------------------------------------------------------------------------
+
+
+class _Writer:
+    def __init__(self, client: imapclient.IMAPClient, mailbox: Mailbox, result: WritebackResult):
+        self.client = client
+        self.mailbox = mailbox
+        self.result = result
+        self.selected: str | None = None
+        caps = set(mailbox.capabilities)
+        self.condstore = "CONDSTORE" in caps
+        self.has_move = "MOVE" in caps
+        self.uidplus = "UIDPLUS" in caps
+
+    def apply(self, group: list[PendingChange]) -> None:
+        action = group[0].action
+        try:
+            if action in (Action.ADD_FLAGS, Action.REMOVE_FLAGS):
+                self._flags(group)
+            elif action == Action.MOVE:
+                self._move(group)
+            elif action == Action.EXPUNGE:
+                self._expunge(group)
+            elif action == Action.CREATE_FOLDER:
+                self._create_folder(group)
+            else:
+                raise Refused(f"Kotak cannot apply “{action}” changes.")
+        except imaplib.IMAP4.abort:
+            raise  # the connection is gone: retry later, nothing was refused
+        except (Refused, imaplib.IMAP4.error) as exc:
+            self._refused(group, _server_words(exc))
+            return
+        self.result.applied += len(group)
+
+    # -- the commands ---------------------------------------------------------------------
+
+    def _live_messages(self, group: list[PendingChange]) -> dict[int, PendingChange]:
+        """uid → change for messages still in their folder; the rest have nothing to do."""
+        by_uid = {}
+        gone = []
+        for change in group:
+            message = change.message
+            if message is None or message.folder_id != change.folder_id or message.uid <= 0:
+                # Removed by a sync meanwhile (moved or deleted elsewhere), or renumbered by a
+                # UIDVALIDITY reset and not matched yet: nothing left to apply it to.
+                gone.append(change.pk)
+                continue
+            by_uid[message.uid] = change
+        if gone:
+            PendingChange.objects.filter(pk__in=gone).delete()
+        return by_uid
+
+    def _select(self, folder: Folder) -> None:
+        if self.selected != folder.name:
+            self.client.select_folder(folder.name)
+            self.selected = folder.name
+        # Our own session's expunge reports belong to the folder's sync, not here.
+        self.client._imap.untagged_responses.pop("VANISHED", None)
+
+    def _flags(self, group: list[PendingChange]) -> None:
+        by_uid = self._live_messages(group)
+        if by_uid:
+            first = group[0]
+            self._select(first.folder)
+            flags = first.payload["flags"]
+            adding = first.action == Action.ADD_FLAGS
+            uids = sorted(by_uid)
+            if self.condstore:
+                self._conditional_store(uids, flags, adding, group)
+            elif adding:
+                self.client.add_flags(uids, flags, silent=True)
+            else:
+                self.client.remove_flags(uids, flags, silent=True)
+        PendingChange.objects.filter(pk__in=[c.pk for c in group]).delete()
+
+    def _conditional_store(
+        self, uids: list[int], flags: list[str], adding: bool, group: list[PendingChange]
+    ) -> None:
+        """±FLAGS with UNCHANGEDSINCE: a message another client changed since the user saw it
+        is looked at again, and left alone if it already has what the user wanted."""
+        modseqs = [c.payload.get("modseq") for c in group if c.payload.get("modseq")]
+        since = min(modseqs) if modseqs else None
+        for _ in range(STORE_ROUNDS):
+            if since is None:
+                break
+            modified = conditional_store(self.client, uids, adding, flags, since)
+            if not modified:
+                return
+            current = self.client.fetch(sorted(modified), ["FLAGS", "MODSEQ"])
+            wanted = {flag.lower().encode() for flag in flags}
+            uids = [
+                uid
+                for uid, data in current.items()
+                if uid in modified
+                and (wanted <= {f.lower() for f in data.get(b"FLAGS", ())}) != adding
+            ]
+            if not uids:
+                return
+            since = max(data[b"MODSEQ"][0] for uid, data in current.items() if uid in uids)
+        if uids:
+            store = self.client.add_flags if adding else self.client.remove_flags
+            store(uids, flags, silent=True)
+
+    def _move(self, group: list[PendingChange]) -> None:
+        first = group[0]
+        target_name = first.payload["target"]
+        by_uid = self._live_messages(group)
+        mapping: dict[int, int] = {}
+        target_uidvalidity = None
+        if by_uid:
+            self._select(first.folder)
+            uids = sorted(by_uid)
+            self.client._imap.untagged_responses.pop("COPYUID", None)
+            try:
+                self._move_uids(uids, target_name)
+            except imaplib.IMAP4.error as exc:
+                if "TRYCREATE" not in str(exc) or not _special_target(first):
+                    raise
+                # The Archive/Trash/Junk folder went away: make it again, as other clients do.
+                self.client.create_folder(target_name)
+                self._move_uids(uids, target_name)
+            for line in self.client._imap.untagged_responses.pop("COPYUID", []):
+                uidvalidity, pairs = parse_copyuid(line)
+                target_uidvalidity = uidvalidity
+                mapping.update(pairs)
+        self._settle_move(first, group, by_uid, mapping, target_uidvalidity)
+
+    def _move_uids(self, uids: list[int], target: str) -> None:
+        if self.has_move:
+            self.client.move(uids, target)
+            return
+        self.client.copy(uids, target)
+        self.client.delete_messages(uids, silent=True)
+        if self.uidplus:
+            self.client.uid_expunge(uids)
+        else:
+            self.client.expunge()  # RFC 3501 has no narrower way; other clients do the same
+
+    def _settle_move(self, first, group, by_uid, mapping, target_uidvalidity) -> None:
+        """Point the rows at their new home when COPYUID says where that is; otherwise let the
+        target's sync bring them in (their conversation follows through the tombstone)."""
+        target = Folder.objects.filter(mailbox=self.mailbox, name=first.payload["target"]).first()
+        source = first.folder
+        with transaction.atomic():
+            repoint, bury_ids = [], []
+            taken = set()
+            if target is not None and mapping and target.uidvalidity == target_uidvalidity:
+                taken = set(
+                    target.messages.filter(uid__in=list(mapping.values())).values_list(
+                        "uid", flat=True
+                    )
+                )
+            for uid, change in by_uid.items():
+                new_uid = mapping.get(uid)
+                if (
+                    target is not None
+                    and new_uid is not None
+                    and target.uidvalidity == target_uidvalidity
+                    and new_uid not in taken
+                ):
+                    repoint.append((change.message_id, new_uid))
+                else:
+                    bury_ids.append(change.message_id)
+            for message_id, new_uid in repoint:
+                Message.objects.filter(pk=message_id).update(
+                    folder=target, uid=new_uid, pending_removal=False
+                )
+            if bury_ids:
+                doomed = Message.objects.filter(pk__in=bury_ids)
+                bury(doomed)
+                doomed.delete()
+            PendingChange.objects.filter(pk__in=[c.pk for c in group]).delete()
+            if source is not None:
+                refresh_counts(source)
+            if target is not None:
+                refresh_counts(target)
+                if repoint:
+                    live.record(
+                        self.mailbox.pk,
+                        "messages_added",
+                        folder_id=target.pk,
+                        message_ids=[pk for pk, _ in repoint],
+                    )
+        if target is not None and (bury_ids or target.uidvalidity is None):
+            _queue_sync(self.mailbox.pk, [target.name])
+
+    def _expunge(self, group: list[PendingChange]) -> None:
+        first = group[0]
+        by_uid = self._live_messages(group)
+        if by_uid:
+            self._select(first.folder)
+            uids = sorted(by_uid)
+            self.client.delete_messages(uids, silent=True)
+            if self.uidplus:
+                self.client.uid_expunge(uids)
+            else:
+                self.client.expunge()
+        with transaction.atomic():
+            doomed = Message.objects.filter(pk__in=[c.message_id for c in by_uid.values()])
+            doomed.delete()
+            PendingChange.objects.filter(pk__in=[c.pk for c in group]).delete()
+            if first.folder is not None:
+                refresh_counts(first.folder)
+
+    def _create_folder(self, group: list[PendingChange]) -> None:
+        for change in group:
+            name = change.payload["name"]
+            role = change.payload.get("special_use", "")
+            try:
+                if role and "CREATE-SPECIAL-USE" in self.mailbox.capabilities:
+                    typ, data = self.client._imap._simple_command(
+                        "CREATE", self.client._normalise_folder(name), f"(USE (\\{role.title()}))"
+                    )
+                    if typ != "OK":
+                        raise imaplib.IMAP4.error(_decode(data))
+                else:
+                    self.client.create_folder(name)
+            except imaplib.IMAP4.abort:
+                raise
+            except imaplib.IMAP4.error as exc:
+                if "ALREADYEXISTS" not in str(exc).upper():
+                    raise
+            with suppress(imaplib.IMAP4.error):  # a courtesy to other clients, not essential
+                self.client.subscribe_folder(name)
+            change.delete()
+        _queue_sync(self.mailbox.pk, None)
+
+    # -- refusals -------------------------------------------------------------------------
+
+    def _refused(self, group: list[PendingChange], reason: str) -> None:
+        """Put the user's view back as the server has it, and keep the change to say why."""
+        first = group[0]
+        with transaction.atomic():
+            message_ids = [c.message_id for c in group if c.message_id]
+            if first.action in (Action.MOVE, Action.EXPUNGE):
+                Message.objects.filter(pk__in=message_ids).update(pending_removal=False)
+            elif first.action in (Action.ADD_FLAGS, Action.REMOVE_FLAGS):
+                for flag in first.payload.get("flags", []):
+                    if flag in FLAG_COLUMNS:
+                        Message.objects.filter(pk__in=message_ids).update(
+                            **{FLAG_COLUMNS[flag]: first.action == Action.REMOVE_FLAGS}
+                        )
+            elif first.action == Action.CREATE_FOLDER:
+                names = [c.payload.get("name") for c in group]
+                Folder.objects.filter(
+                    mailbox=self.mailbox, name__in=names, uidvalidity__isnull=True
+                ).filter(messages__isnull=True).delete()
+            PendingChange.objects.filter(pk__in=[c.pk for c in group]).update(
+                state=PendingChange.State.FAILED, last_error=reason[:500], claimed_by=""
+            )
+            if first.folder is not None:
+                refresh_counts(first.folder)
+            live.record(
+                self.mailbox.pk,
+                "action_failed",
+                folder_id=first.folder_id,
+                message_ids=message_ids,
+                data={"action": first.action, "reason": reason[:300]},
+            )
+        log.info("mailbox %s refused %s: %s", self.mailbox.pk, first.action, reason)
+        self.result.failed += len(group)
+
+
+def _special_target(change: PendingChange) -> bool:
+    target = Folder.objects.filter(pk=change.payload.get("target_id")).first()
+    return target is not None and target.special_use in ("archive", "trash", "junk")
+
+
+def _server_words(exc: Exception) -> str:
+    """The server's own explanation, without imaplib's "xyz failed:" prefix."""
+    text = str(exc)
+    if " failed: " in text:
+        text = text.split(" failed: ", 1)[1]
+    return text.strip() or "The server refused the change."
+
+
+def _decode(data) -> str:
+    parts = [d.decode("utf-8", "replace") if isinstance(d, bytes) else str(d) for d in data or []]
+    return " ".join(parts)
+
+
+def _queue_sync(mailbox_id: int, folders: list[str] | None) -> None:
+    from webmail.sync.tasks import enqueue_sync
+
+    transaction.on_commit(lambda: enqueue_sync(mailbox_id, folders))
+
+
+def refused_changes(mailbox: Mailbox) -> Iterator[PendingChange]:
+    """Changes the server has refused, newest first, for the mailbox's problem strip."""
+    return mailbox.pending_changes.filter(state=PendingChange.State.FAILED).order_by("-pk")
