@@ -487,6 +487,8 @@ class PendingChange(models.Model):
         CREATE_FOLDER = "create_folder", "Create folder"
         RENAME_FOLDER = "rename_folder", "Rename folder"
         DELETE_FOLDER = "delete_folder", "Delete folder"
+        SUBSCRIBE = "subscribe", "Subscribe"
+        UNSUBSCRIBE = "unsubscribe", "Unsubscribe"
 
     class State(models.TextChoices):
         PENDING = "pending", "Pending"
