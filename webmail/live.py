@@ -64,15 +64,28 @@ def nudge(mailbox_id: int, change_id: int) -> None:
         log.warning("live nudge failed: %s", exc)
 
 
+# Kinds that change what a folder's list shows.
+FOLDER_EVENTS = {
+    "messages_added",
+    "messages_removed",
+    "messages_restored",
+    "flags_changed",
+    "folder_reset",
+    "action_failed",
+}
+
+
 def event_names(change: Change) -> list[str]:
     """The server-sent event names one change fires, most specific last."""
     names = []
-    if change.kind in {"messages_added", "messages_removed", "flags_changed", "folder_reset"}:
+    if change.kind in FOLDER_EVENTS:
         names.append(f"folder-{change.folder_id}")
         if change.kind != "messages_added":
             names += [f"message-{pk}" for pk in change.message_ids[:MESSAGE_EVENTS_MAX]]
     if change.kind in {"folders", "folder", "folder_counts", "folder_reset"}:
         names.append("folders")
+    if change.kind == "action_failed":
+        names.append("action-failed")
     if change.kind == "presence":
         names += [f"presence-message-{pk}" for pk in change.message_ids]
     return names
@@ -81,7 +94,12 @@ def event_names(change: Change) -> list[str]:
 def format_events(change: Change) -> str:
     """The change as server-sent events (all with its id, so Last-Event-ID resumes after it)."""
     payload = json.dumps(
-        {"kind": change.kind, "folder": change.folder_id, "messages": change.message_ids[:50]}
+        {
+            "kind": change.kind,
+            "folder": change.folder_id,
+            "messages": change.message_ids[:50],
+            **({"reason": change.data.get("reason", "")} if change.kind == "action_failed" else {}),
+        }
     )
     return (
         "".join(

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from webmail.web import events, mail, mailboxes
+from webmail.web import actions, content, events, mail, mailboxes
 
 urlpatterns = [
     path("", mail.home, name="home"),
@@ -17,11 +17,53 @@ urlpatterns = [
     path("mailboxes/<int:mailbox_id>/status/", mail.mailbox_status, name="mailbox_status"),
     path("mailboxes/<int:mailbox_id>/folders/<int:folder_id>/", mail.folder, name="folder"),
     path("mailboxes/<int:mailbox_id>/messages/<int:message_id>/", mail.message, name="message"),
+    path(
+        "mailboxes/<int:mailbox_id>/messages/<int:message_id>/body/",
+        content.message_body,
+        name="message_body",
+    ),
+    path(
+        "mailboxes/<int:mailbox_id>/messages/<int:message_id>/inline/<str:token>/",
+        content.inline_image,
+        name="message_inline",
+    ),
+    path(
+        "mailboxes/<int:mailbox_id>/messages/<int:message_id>/attachments/<str:section>/",
+        content.attachment,
+        name="message_attachment",
+    ),
+    path(
+        "mailboxes/<int:mailbox_id>/messages/<int:message_id>/attachments/<str:section>/open/",
+        content.attached_message,
+        name="attached_message",
+    ),
+    path(
+        "mailboxes/<int:mailbox_id>/messages/<int:message_id>/attachments/<str:section>/body/",
+        content.attached_message_body,
+        name="attached_message_body",
+    ),
+    path(
+        "mailboxes/<int:mailbox_id>/messages/<int:message_id>/source/",
+        content.message_source,
+        name="message_source",
+    ),
+    path(
+        "mailboxes/<int:mailbox_id>/messages/<int:message_id>/trust-sender/",
+        content.trust_sender,
+        name="trust_sender",
+    ),
     path("mailboxes/<int:mailbox_id>/folders/", mail.folder_tree, name="folder_tree"),
     path(
         "mailboxes/<int:mailbox_id>/messages/<int:message_id>/presence/",
         mail.message_presence,
         name="message_presence",
+    ),
+    path("mailboxes/<int:mailbox_id>/actions/", actions.act, name="act"),
+    path("mailboxes/<int:mailbox_id>/undo/<str:batch>/", actions.undo, name="undo"),
+    path(
+        "mailboxes/<int:mailbox_id>/failures/dismiss/",
+        actions.dismiss_failures,
+        name="dismiss_failures",
     ),
     path("events/", events.events, name="events"),
     path("admin/", admin.site.urls),

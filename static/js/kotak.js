@@ -1,4 +1,16 @@
 // Kotak's page behaviour beyond htmx: the "N new" marker of a live message list.
+
+// The list scrolls on its own beside the reading pane on wide screens, with the page elsewhere.
+function kotakListScroller() {
+  const pane = document.querySelector(".list-pane");
+  if (pane && pane.scrollHeight > pane.clientHeight && getComputedStyle(pane).overflowY === "auto") return pane;
+  return null;
+}
+function kotakListTop() {
+  const pane = kotakListScroller();
+  return pane ? pane.scrollTop : window.scrollY;
+}
+
 (() => {
   let newCount = 0;
 
@@ -12,7 +24,7 @@
     const button = marker();
     if (!list || !button || event.detail.type !== `folder-${list.dataset.folder}`) return;
     const data = JSON.parse(event.detail.data || "{}");
-    if (data.kind !== "messages_added" || window.scrollY < 120) return;
+    if (data.kind !== "messages_added" || kotakListTop() < 120) return;
     newCount += (data.messages || []).length || 1;
     button.textContent = `${newCount} new message${newCount === 1 ? "" : "s"} — show`;
     button.hidden = false;
@@ -23,7 +35,200 @@
     if (!button || event.target !== button) return;
     newCount = 0;
     button.hidden = true;
-    window.scrollTo({ top: 0 });
+    (kotakListScroller() || window).scrollTo({ top: 0 });
     htmx.trigger(document.getElementById("message-list"), "kotak:refresh");
+  });
+})();
+
+// Toasts: what an action did, with Undo while it can still be taken back. A toast that comes
+// with a page change (the next message after an archive) is kept in sessionStorage meanwhile.
+(() => {
+  const KEY = "kotak:toast";
+  let lastUndo = "";
+
+  function show(detail) {
+    const box = document.getElementById("toasts");
+    if (!box || !detail || !detail.text) return;
+    box.replaceChildren();
+    const toast = document.createElement("div");
+    toast.className = `toast toast-${detail.level || "success"}`;
+    const text = document.createElement("span");
+    text.textContent = detail.text;
+    toast.append(text);
+    lastUndo = detail.undo || "";
+    if (detail.undo) {
+      const undo = document.createElement("button");
+      undo.type = "button";
+      undo.className = "link";
+      undo.textContent = "Undo";
+      undo.addEventListener("click", () => runUndo(detail.undo));
+      toast.append(" ", undo);
+    }
+    const close = document.createElement("button");
+    close.type = "button";
+    close.className = "link close";
+    close.setAttribute("aria-label", "Dismiss");
+    close.textContent = "×";
+    close.addEventListener("click", () => toast.remove());
+    toast.append(close);
+    box.append(toast);
+    const ttl = detail.level === "error" ? 20000 : 8000;
+    setTimeout(() => {
+      toast.remove();
+      if (lastUndo === detail.undo) lastUndo = "";
+    }, ttl);
+  }
+
+  function runUndo(url) {
+    if (!url) return;
+    lastUndo = "";
+    htmx.ajax("POST", url, { swap: "none", source: document.body });
+  }
+
+  document.body.addEventListener("kotak:toast", (event) => {
+    const detail = event.detail || {};
+    sessionStorage.setItem(KEY, JSON.stringify({ ...detail, at: Date.now() }));
+    show(detail);
+  });
+
+  document.addEventListener("DOMContentLoaded", () => {
+    const saved = JSON.parse(sessionStorage.getItem(KEY) || "null");
+    sessionStorage.removeItem(KEY);
+    if (saved && Date.now() - saved.at < 5000) show(saved);
+  });
+
+  // The server refused a change (another client deleted the folder, a full quota…).
+  document.addEventListener("htmx:sseMessage", (event) => {
+    if (event.detail.type !== "action-failed") return;
+    const data = JSON.parse(event.detail.data || "{}");
+    show({ text: `The server refused a change: ${data.reason || "no reason given"}`, level: "error" });
+    htmx.trigger(document.body, "kotak:refresh");
+  });
+
+  window.kotakUndo = () => runUndo(lastUndo);
+})();
+
+// Selection and the keyboard: j/k move, x selects, Enter/o opens, e # ! s u v act, ? helps.
+(() => {
+  const rows = () => Array.from(document.querySelectorAll("#message-list .message-row"));
+  const picked = () => Array.from(document.querySelectorAll("#message-list .pick:checked"));
+
+  function updateCount() {
+    const count = document.querySelector("[data-selection-count]");
+    const n = picked().length;
+    if (count) count.textContent = n ? `${n} selected` : "";
+    document.body.classList.toggle("has-selection", n > 0);
+    for (const row of rows()) {
+      const box = row.querySelector(".pick");
+      row.classList.toggle("picked", Boolean(box && box.checked));
+    }
+  }
+
+  document.addEventListener("change", (event) => {
+    if (event.target.matches("[data-select-all]")) {
+      for (const box of document.querySelectorAll("#message-list .pick")) box.checked = event.target.checked;
+    }
+    if (event.target.matches(".pick, [data-select-all]")) updateCount();
+  });
+  document.addEventListener("htmx:afterSwap", updateCount);
+
+  let cursor = -1;
+  function currentIndex() {
+    const list = rows();
+    if (cursor >= 0 && cursor < list.length) return cursor;
+    const open = list.findIndex((row) => row.classList.contains("open"));
+    return open;
+  }
+  function moveCursor(step) {
+    const list = rows();
+    if (!list.length) return;
+    let index = currentIndex();
+    index = index < 0 ? 0 : Math.min(list.length - 1, Math.max(0, index + step));
+    cursor = index;
+    for (const row of list) row.classList.remove("cursor");
+    list[index].classList.add("cursor");
+    list[index].querySelector("a").focus();
+  }
+
+  function readerOpenFor(row) {
+    return row && row.classList.contains("open") && document.getElementById("reader-form");
+  }
+
+  // Act on the selection, else on the row under the cursor, else on the open message.
+  function act(kind) {
+    const readerForm = document.getElementById("reader-form");
+    const bulk = document.getElementById("bulk-form");
+    const row = rows()[currentIndex()];
+    let form = null;
+    let button = null;
+    if (picked().length && bulk) {
+      form = bulk;
+    } else if (readerForm && (!row || readerOpenFor(row) || document.activeElement.closest("#reader"))) {
+      form = readerForm;
+    } else if (row && bulk) {
+      const box = row.querySelector(".pick");
+      if (!box) return;
+      box.checked = true;
+      updateCount();
+      form = bulk;
+    }
+    if (!form) return;
+    if (kind === "u" && form === bulk) {
+      const allUnread = picked().every((b) => b.closest(".message-row").classList.contains("unread"));
+      button = form.querySelector(allUnread ? "[data-key-read]" : "[data-key-unread]");
+    } else if (kind === "s" && form === bulk) {
+      const allFlagged = picked().every((b) => b.closest(".message-row").classList.contains("flagged"));
+      button = form.querySelector(allFlagged ? "[data-key-unflag]" : "[data-key-flag]");
+    } else if (kind === "v") {
+      form.querySelector('select[name="target"]')?.focus();
+      return;
+    } else {
+      button = form.querySelector(`[data-key="${CSS.escape(kind)}"]`);
+    }
+    if (button) button.click();
+  }
+
+  document.addEventListener("keydown", (event) => {
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    const target = event.target;
+    if (target.closest("input, textarea, select, [contenteditable]") && !target.matches(".pick, [data-select-all]")) {
+      if (event.key === "Escape") target.blur();
+      return;
+    }
+    const dialog = document.getElementById("shortcuts");
+    if (dialog && dialog.open) return;
+    switch (event.key) {
+      case "j": moveCursor(1); break;
+      case "k": moveCursor(-1); break;
+      case "o":
+      case "Enter": {
+        const row = rows()[currentIndex()];
+        if (!row || target.tagName === "BUTTON") return;
+        row.querySelector("a").click();
+        break;
+      }
+      case "x": {
+        const row = rows()[currentIndex()];
+        const box = row && row.querySelector(".pick");
+        if (!box) return;
+        box.checked = !box.checked;
+        updateCount();
+        break;
+      }
+      case "e": case "#": case "!": case "s": case "u": case "v": act(event.key); break;
+      case "z": window.kotakUndo && window.kotakUndo(); break;
+      case "?": if (dialog) dialog.showModal(); break;
+      case "Escape": {
+        const back = document.querySelector("[data-back]");
+        if (back && document.body.classList.contains("reading")) back.click();
+        return;
+      }
+      default: return;
+    }
+    event.preventDefault();
+  });
+
+  document.addEventListener("click", (event) => {
+    if (event.target.closest("[data-shortcuts]")) document.getElementById("shortcuts")?.showModal();
   });
 })();

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -54,14 +55,14 @@ def test_mail_from_another_client_appears_and_its_flags_follow(
     uid = account.deliver("Arrived while you looked", sender="Live Customer <live@example.org>")
     row = page.locator(".message-row", has_text="Arrived while you looked")
     expect(row).to_be_visible(timeout=5000)
-    expect(row).to_have_class("message-row unread")
+    expect(row).to_have_class(re.compile(r"\bunread\b"))
     expect(page.locator(".folders .current .count")).to_have_text("2")
 
     other = account.client()
     other.select_folder("INBOX")
     other.add_flags([uid], [r"\Seen", r"\Flagged"])
     other.logout()
-    expect(row).to_have_class("message-row", timeout=5000)
+    expect(row).not_to_have_class(re.compile(r"\bunread\b"), timeout=5000)
     expect(row.locator(".flag")).to_be_visible()
     expect(page.locator(".folders .current .count")).to_have_text("1")
 
@@ -99,8 +100,9 @@ def test_a_reader_scrolled_down_gets_a_marker_instead_of_a_jump(page, asgi_live_
     )
     sync_mailbox(mailbox)
     open_inbox(page, asgi_live_server.url, mailbox, "bob", "bob-pass-1")
+    page.hover("#message-list")  # the list scrolls on its own beside the reading pane
     page.mouse.wheel(0, 1500)
-    page.wait_for_function("window.scrollY > 200")
+    page.wait_for_function("kotakListTop() > 200")
 
     account.deliver("Fresh while scrolled")
     sync_mailbox(mailbox)
@@ -108,9 +110,9 @@ def test_a_reader_scrolled_down_gets_a_marker_instead_of_a_jump(page, asgi_live_
     expect(marker).to_be_visible(timeout=5000)
     expect(marker).to_have_text("1 new message — show")
     expect(page.locator(".message-row", has_text="Fresh while scrolled")).to_have_count(0)
-    assert page.evaluate("window.scrollY") > 200  # the list did not move under the reader
+    assert page.evaluate("kotakListTop()") > 200  # the list did not move under the reader
 
     marker.click()
     expect(page.locator(".message-row", has_text="Fresh while scrolled")).to_be_visible()
     expect(marker).to_be_hidden()
-    assert page.evaluate("window.scrollY") < 50
+    assert page.evaluate("kotakListTop()") < 50

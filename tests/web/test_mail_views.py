@@ -144,7 +144,7 @@ def test_a_mailbox_without_folders_yet_shows_a_waiting_page_that_polls(client, m
     response = client.get(reverse("mailbox", args=[mailbox.pk]))
     html = response.content.decode()
     assert "reading the folder list" in html
-    assert 'hx-trigger="every 2s"' in html
+    assert 'hx-trigger="every 2s,' in html
     sync_mailbox(mailbox)
     poll = client.get(
         reverse("mailbox_status", args=[mailbox.pk]) + "?waiting=1", headers={"HX-Request": "true"}
