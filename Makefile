@@ -9,7 +9,8 @@ PYTHON ?= $(shell for p in python3.12 python3.13 python3.14 python3 $$HOME/.pyen
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format install install-test system-deps clean bench-sync bench-live
+.PHONY: run test lint format install install-test system-deps clean bench-sync bench-live \
+	bench-web
 
 $(BIN)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Kotak needs Python 3.12 or newer (python3.12 not found)."; exit 1; }
@@ -52,3 +53,8 @@ bench-sync: system-deps install
 ## Live updates: browser latency against a bare IDLE baseline, watcher and stream costs.
 bench-live: system-deps install
 	$(BIN)/python bench/live.py
+
+## A 100,000-message folder: list pages and opening a message, server time and a real browser's
+## first paint, on SQLite and PostgreSQL (BENCH_WEB_DB=sqlite or postgres for one).
+bench-web: system-deps install
+	$(BIN)/python bench/web.py --db $(or $(BENCH_WEB_DB),both)
