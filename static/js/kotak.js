@@ -86,9 +86,9 @@ function kotakListTop() {
   }
 
   document.body.addEventListener("kotak:toast", (event) => {
-    const detail = event.detail || {};
-    sessionStorage.setItem(KEY, JSON.stringify({ ...detail, at: Date.now() }));
-    show(detail);
+    const { text, level, undo } = event.detail || {};
+    sessionStorage.setItem(KEY, JSON.stringify({ text, level, undo, at: Date.now() }));
+    show({ text, level, undo });
   });
 
   document.addEventListener("DOMContentLoaded", () => {

@@ -1,0 +1,114 @@
+"""Acting on mail in a real browser: the keyboard on a desktop, touch on a 360 px phone."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.test_live import open_inbox
+from tests.sync.test_writeback import apply_now, uids_on_server
+from webmail.models import Message
+from webmail.sync.mailbox import sync_mailbox
+
+pytestmark = [pytest.mark.browser, pytest.mark.imap]
+
+
+def deliver(mailbox, *subjects: str) -> None:
+    for subject in subjects:
+        mailbox.account.deliver(subject)
+    sync_mailbox(mailbox)
+
+
+def test_keyboard_select_archive_and_undo(page, asgi_live_server, mailbox):
+    deliver(mailbox, "Third", "Second", "First")  # newest first: First, Second, Third
+    open_inbox(page, asgi_live_server.url, mailbox, "bob", "bob-pass-1")
+    rows = page.locator(".message-row")
+    expect(rows).to_have_count(3)
+
+    page.keyboard.press("j")
+    page.keyboard.press("j")
+    expect(rows.nth(1)).to_have_class(re.compile(r"\bcursor\b"))
+    page.keyboard.press("x")
+    expect(page.locator("[data-selection-count]")).to_have_text("1 selected")
+    page.keyboard.press("e")
+
+    toast = page.locator(".toast")
+    expect(toast).to_contain_text("Archived 1 message to Archive")
+    expect(rows).to_have_count(2)
+    expect(page.locator(".message-row", has_text="Second")).to_have_count(0)
+
+    page.keyboard.press("z")
+    expect(toast).to_contain_text("Undone.")
+    expect(page.locator(".message-row", has_text="Second")).to_have_count(1)
+    assert not Message.objects.filter(pending_removal=True).exists()
+
+
+def test_reading_flagging_and_deleting_with_the_keyboard(page, asgi_live_server, mailbox):
+    deliver(mailbox, "Older one", "Read me")
+    open_inbox(page, asgi_live_server.url, mailbox, "bob", "bob-pass-1")
+    page.keyboard.press("j")
+    page.keyboard.press("Enter")
+
+    expect(page.get_by_role("heading", level=1)).to_have_text("Read me")
+    expect(page.locator(".list-pane")).to_be_visible()  # three panes on a desktop
+    state = page.locator(".message-state")
+    expect(state).to_contain_text("Read")  # opening marked it read
+
+    page.keyboard.press("s")
+    expect(state).to_contain_text("★ Flagged")
+    expect(page.get_by_role("button", name="★ Unflag")).to_be_visible()
+
+    page.keyboard.press("#")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Older one")
+    expect(page.locator(".toast")).to_contain_text("Deleted 1 message")
+    deleted = Message.objects.get(subject="Read me")
+    assert deleted.pending_removal and deleted.is_flagged and deleted.is_seen
+
+    apply_now(mailbox)
+    assert set(uids_on_server(mailbox.account, "Trash").values()) == {"Read me"}
+
+
+def test_the_help_overlay_lists_the_shortcuts(page, asgi_live_server, mailbox):
+    deliver(mailbox, "Anything")
+    open_inbox(page, asgi_live_server.url, mailbox, "bob", "bob-pass-1")
+    page.keyboard.press("?")
+    dialog = page.get_by_role("dialog", name="Keyboard shortcuts")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text("Archive")
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+
+
+def test_a_viewer_sees_no_action_buttons(page, asgi_live_server, mailbox):
+    deliver(mailbox, "Look only")
+    open_inbox(page, asgi_live_server.url, mailbox, "vera", "vera-pass-1")
+    expect(page.locator(".message-row")).to_have_count(1)
+    expect(page.locator("#bulk-form")).to_have_count(0)
+    page.locator(".message-row a").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Look only")
+    expect(page.get_by_role("button", name="Archive")).to_have_count(0)
+    assert not Message.objects.get().is_seen  # a viewer's reading changes nothing
+
+
+def test_one_pane_at_a_time_on_a_phone(phone_page, asgi_live_server, mailbox):
+    page = phone_page
+    deliver(mailbox, "Pocket question")
+    open_inbox(page, asgi_live_server.url, mailbox, "bob", "bob-pass-1")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+
+    page.locator(".message-row a").tap()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Pocket question")
+    expect(page.locator(".list-pane")).to_be_hidden()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    archive = page.get_by_role("button", name="Archive")
+    box = archive.bounding_box()
+    assert box["height"] >= 44  # a finger-sized target
+
+    page.get_by_role("link", name="← Inbox").tap()
+    expect(page.locator(".list-pane")).to_be_visible()
+    page.locator(".message-row a").tap()
+    page.get_by_role("button", name="Archive").tap()
+    expect(page.locator(".toast")).to_contain_text("Archived 1 message")
+    expect(page.locator(".message-row")).to_have_count(0)
