@@ -144,6 +144,8 @@ IMAP_SLOT_WAIT = env_int("IMAP_SLOT_WAIT", 20)
 # Messages fetched per round trip and per database transaction during a sync.
 SYNC_WINDOW = env_int("SYNC_WINDOW", 1000)
 MESSAGES_PER_PAGE = env_int("MESSAGES_PER_PAGE", 50)
+# Bodies of the newest unopened messages fetched after new mail arrives (0: only on opening).
+PREFETCH_BODIES = env_int("PREFETCH_BODIES", 20)
 # Seconds a move, archive or delete can be undone before it is sent to the server.
 UNDO_SECONDS = env_int("UNDO_SECONDS", 6)
 # Longest wait between two attempts to apply a change while the server cannot be reached.

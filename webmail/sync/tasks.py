@@ -14,7 +14,7 @@ from kombu.exceptions import OperationalError
 
 from webmail.imap.client import AuthenticationFailed, ConnectError
 from webmail.models import Change, Mailbox, MessageTombstone, Presence
-from webmail.sync import writeback
+from webmail.sync import bodies, writeback
 from webmail.sync.mailbox import sync_mailbox as run_sync_mailbox
 from webmail.sync.slots import NoFreeConnection
 
@@ -43,13 +43,32 @@ def sync_mailbox(self, mailbox_id: int, folders: list[str] | None = None) -> Non
     if mailbox is None:
         return
     try:
-        run_sync_mailbox(mailbox, folder_names=folders)
+        result = run_sync_mailbox(mailbox, folder_names=folders)
     except NoFreeConnection as exc:
         # Other work holds every connection; it is short, so come back soon, not in minutes.
         raise self.retry(exc=exc, countdown=random.uniform(1, 5), max_retries=50) from exc
     except AuthenticationFailed:
         # Marked "needs attention" by the connection; retrying would only lock the account.
         return
+    if result.added and settings.PREFETCH_BODIES:
+        try:
+            prefetch_bodies.delay(mailbox_id)
+        except OperationalError as exc:
+            log.warning("could not queue prefetch for mailbox %s: %s", mailbox_id, exc)
+
+
+@shared_task(ignore_result=True)
+def prefetch_bodies(mailbox_id: int) -> int:
+    """Fetch the newest unopened bodies so that opening them needs no round trip."""
+    mailbox = Mailbox.objects.filter(pk=mailbox_id).first()
+    if mailbox is None:
+        return 0
+    try:
+        return bodies.prefetch_bodies(mailbox)
+    except (NoFreeConnection, ConnectError, imaplib.IMAP4.error, OSError) as exc:
+        # A convenience: the next new mail tries again, and opening fetches on demand.
+        log.info("prefetch for mailbox %s skipped: %s", mailbox_id, exc)
+        return 0
 
 
 def enqueue_writeback(mailbox_id: int, countdown: float = 0) -> None:
