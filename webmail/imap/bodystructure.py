@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 
 from webmail.mail.headers import decode_header_value
+
+# type "/" subtype, both RFC 2045 tokens.
+_VALID_TYPE = re.compile(r"[a-z0-9!#$&.+^_`{|}~-]+/[a-z0-9!#$&.+^_`{|}~-]+")
 
 
 @dataclass
@@ -91,14 +95,17 @@ def _walk(node, section: str, parts: list[Part]) -> None:
             _walk(child, f"{section}.{index}" if section else str(index), parts)
         return
     fields = list(node)
-    mime_type = f"{_text(fields[0]).lower()}/{_text(fields[1]).lower()}"
+    declared = f"{_text(fields[0]).lower()}/{_text(fields[1]).lower() if len(fields) > 1 else ''}"
+    # RFC 2045 §5.2: a syntactically invalid type ("garbage", "text/") means text/plain.
+    mime_type = declared if _VALID_TYPE.fullmatch(declared) else "text/plain"
     params = _params(fields[2]) if len(fields) > 2 else {}
     content_id = _text(fields[3]) if len(fields) > 3 else ""
     encoding = _text(fields[5]).lower() if len(fields) > 5 else ""
     size = fields[6] if len(fields) > 6 and isinstance(fields[6], int) else 0
-    if mime_type.startswith("text/"):
+    # Where the extension fields start depends on the type the server parsed, not ours.
+    if declared.startswith("text/"):
         extension_at = 8
-    elif mime_type == "message/rfc822":
+    elif declared == "message/rfc822":
         extension_at = 10
     else:
         extension_at = 7
