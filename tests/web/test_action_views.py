@@ -190,3 +190,20 @@ def test_a_refused_change_is_listed_until_dismissed(client, mailbox, bob):
     client.post(reverse("dismiss_failures", args=[mailbox.pk]), **HTMX)
     status = client.get(reverse("mailbox_status", args=[mailbox.pk])).content.decode()
     assert "refused" not in status
+
+
+def test_a_member_turns_mark_read_on_open_off_from_the_home_page(client, mailbox, bob):
+    client.force_login(bob)
+    home = client.get(reverse("home")).content.decode()
+    assert "Opening a message marks it read" in home and "checked" in home
+    response = client.post(reverse("mailbox_preferences", args=[mailbox.pk]), {}, follow=True)
+    assert "leaves it unread" in response.content.decode()
+    assert not Membership.objects.get(user=bob, mailbox=mailbox).mark_read_on_open
+    client.post(reverse("mailbox_preferences", args=[mailbox.pk]), {"mark_read_on_open": "on"})
+    assert Membership.objects.get(user=bob, mailbox=mailbox).mark_read_on_open
+
+
+def test_preferences_are_only_for_members(client, mailbox, charlie):
+    client.force_login(charlie)
+    response = client.post(reverse("mailbox_preferences", args=[mailbox.pk]), {})
+    assert response.status_code == 404

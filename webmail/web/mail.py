@@ -101,7 +101,12 @@ def _viewers(box: Mailbox, message_id: int, user) -> list[str]:
 @login_required
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    mailboxes = Mailbox.objects.for_user(request.user).distinct().order_by("name")
+    mailboxes = list(Mailbox.objects.for_user(request.user).distinct().order_by("name"))
+    memberships = {
+        m.mailbox_id: m for m in Membership.objects.filter(user=request.user, mailbox__in=mailboxes)
+    }
+    for box in mailboxes:
+        box.membership = memberships.get(box.pk)
     return render(
         request,
         "webmail/home.html",
