@@ -355,3 +355,24 @@ def test_a_message_that_vanished_meanwhile_is_simply_dropped(mailbox, bob):
     result = apply_pending(mailbox)
     assert result.failed == 0
     assert not PendingChange.objects.exists()
+
+
+def test_a_click_while_the_broker_is_down_is_applied_by_the_sweeper(mailbox, bob, monkeypatch):
+    from kombu.exceptions import OperationalError
+
+    from webmail.sync import tasks
+
+    (message,) = synced_messages(mailbox, "Broker down")
+
+    def broker_down(*args, **kwargs):
+        raise OperationalError("[Errno 111] Connection refused")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(tasks.apply_changes, "apply_async", broker_down)
+        actions.set_flag(bob, [message], "\\Flagged", True)  # the click itself succeeds
+
+    assert PendingChange.objects.filter(message=message).exists()
+    assert not server_state(mailbox.account, "INBOX")[message.uid]["is_flagged"]
+    tasks.apply_due_changes()  # beat's sweeper, once the broker is back
+    assert server_state(mailbox.account, "INBOX")[message.uid]["is_flagged"]
+    assert not PendingChange.objects.exists()
