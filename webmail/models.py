@@ -71,6 +71,8 @@ class Mailbox(models.Model):
     ca_certificates = models.TextField(blank=True)
 
     capabilities = models.JSONField(default=list, blank=True)
+    # Assignment and status mirrored to the server as IMAP keywords, for other mail clients.
+    mirror_keywords = models.BooleanField(default=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.NEW)
     last_error = models.TextField(blank=True)
     last_error_at = models.DateTimeField(null=True, blank=True)
@@ -305,6 +307,8 @@ class Conversation(models.Model):
         related_name="assigned_conversations",
     )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    # When the status last changed: only mail newer than that reopens a closed conversation.
+    status_changed_at = models.DateTimeField(default=timezone.now)
     snoozed_until = models.DateTimeField(null=True, blank=True)
     last_message_at = models.DateTimeField(null=True, blank=True)
     last_activity_at = models.DateTimeField(default=timezone.now)
@@ -322,6 +326,92 @@ class Conversation(models.Model):
 
     def __str__(self) -> str:
         return self.subject or "(no subject)"
+
+
+class ThreadRef(models.Model):
+    """A Message-ID seen in a conversation (its messages' own ids and every id they refer to).
+
+    A message joins the conversation of any id it shares, whichever arrives first: a reply
+    synced before the message it answers still finds it, as does a sibling reply.
+    """
+
+    mailbox = models.ForeignKey(Mailbox, models.CASCADE, related_name="+")
+    # blake2b-128 of the lower-cased id: Message-IDs may be up to 998 characters.
+    ref_hash = models.CharField(max_length=32)
+    conversation = models.ForeignKey(Conversation, models.CASCADE, related_name="refs")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["mailbox", "ref_hash"], name="unique_thread_ref")
+        ]
+
+    def __str__(self) -> str:
+        return self.ref_hash
+
+
+class Note(models.Model):
+    """An internal note in a conversation's timeline: never sent, seen by the team only."""
+
+    mailbox = models.ForeignKey(Mailbox, models.CASCADE, related_name="+")
+    conversation = models.ForeignKey(Conversation, models.CASCADE, related_name="notes")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    body = models.TextField()
+    # Ids of the users @mentioned (and so notified).
+    mentions = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    edited_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["conversation", "created_at"], name="note_timeline")]
+
+    def __str__(self) -> str:
+        return self.body[:50]
+
+
+class Activity(models.Model):
+    """The audit trail: who did what to which conversation (or mailbox), and when."""
+
+    mailbox = models.ForeignKey(Mailbox, models.CASCADE, related_name="activities")
+    conversation = models.ForeignKey(
+        Conversation, models.SET_NULL, null=True, blank=True, related_name="activities"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    verb = models.CharField(max_length=30)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["mailbox", "-created_at"], name="activity_mailbox"),
+            models.Index(fields=["conversation", "created_at"], name="activity_conversation"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.verb} ({self.created_at:%Y-%m-%d %H:%M})"
+
+
+class Notification(models.Model):
+    """Something a user should know: assigned to them, mentioned in a note."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="notifications")
+    mailbox = models.ForeignKey(Mailbox, models.CASCADE, related_name="+")
+    conversation = models.ForeignKey(
+        Conversation, models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    kind = models.CharField(max_length=20)
+    text = models.CharField(max_length=300)
+    created_at = models.DateTimeField(default=timezone.now)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "read_at"], name="notification_unread")]
+
+    def __str__(self) -> str:
+        return self.text
 
 
 class MessageQuerySet(models.QuerySet):
