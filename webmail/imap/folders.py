@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import imapclient
 from imapclient.imap_utf7 import decode as decode_utf7
+from imapclient.imap_utf7 import encode as encode_utf7
 
 SPECIAL_USE_ATTRIBUTES = {
     b"\\sent": "sent",
@@ -68,6 +69,24 @@ def decode_name(name: str) -> str:
         return decode_utf7(name.encode("ascii"))
     except Exception:  # noqa: BLE001
         return name
+
+
+def encode_name(text: str) -> str:
+    """Text to a name segment as the server spells it: modified UTF-7 (RFC 3501 §5.1.3)."""
+    return encode_utf7(text).decode("ascii")
+
+
+def is_within(name: str, root: str, delimiter: str) -> bool:
+    """Whether name is root itself or one of its descendants."""
+    return name == root or bool(delimiter) and name.startswith(root + delimiter)
+
+
+def renamed(name: str, old: str, new: str, delimiter: str) -> str | None:
+    """The name a folder gets when old is renamed to new (its inferiors follow, RFC 3501
+    §6.3.5); None if the rename does not touch it."""
+    if not is_within(name, old, delimiter):
+        return None
+    return new + name[len(old) :]
 
 
 def list_folders(client: imapclient.IMAPClient) -> list[FolderInfo]:

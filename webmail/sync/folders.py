@@ -6,7 +6,7 @@ import imapclient
 from django.db import transaction
 
 from webmail import live
-from webmail.imap.folders import FolderInfo, list_folders
+from webmail.imap.folders import FolderInfo, decode_name, is_within, list_folders, renamed
 from webmail.models import Folder, Mailbox, Message, PendingChange
 from webmail.sync.messages import bury
 
@@ -16,8 +16,9 @@ SYNC_ORDER = ["inbox", "sent", "drafts", "archive", "", "junk", "trash", "flagge
 
 def sync_folders(mailbox: Mailbox, client: imapclient.IMAPClient) -> list[Folder]:
     """Create, update and delete Folder rows to match LIST; return folders in sync order."""
-    infos = list_folders(client)
+    listed = list_folders(client)
     with transaction.atomic():
+        infos, unconfirmed = _as_users_left_it(mailbox, listed)
         existing = {folder.name: folder for folder in mailbox.folders.all()}
         _follow_renames(client, infos, existing)
         seen = set()
@@ -40,18 +41,7 @@ def sync_folders(mailbox: Mailbox, client: imapclient.IMAPClient) -> list[Folder
                 folder.save()
                 existing[info.name] = folder
                 changed = True
-        # A folder a user just made is not on the server until its change is applied.
-        creating = {
-            change.payload.get("name")
-            for change in mailbox.pending_changes.filter(
-                action=PendingChange.Action.CREATE_FOLDER, state=PendingChange.State.PENDING
-            )
-        }
-        gone = [
-            folder.pk
-            for name, folder in existing.items()
-            if name not in seen and name not in creating
-        ]
+        gone = [folder.pk for name, folder in existing.items() if name not in seen]
         if gone:
             bury(Message.objects.filter(folder__in=gone))
             Folder.objects.filter(pk__in=gone).delete()
@@ -66,9 +56,89 @@ def sync_folders(mailbox: Mailbox, client: imapclient.IMAPClient) -> list[Folder
                 changed = True
         if changed:
             live.record(mailbox.pk, "folders")
-    folders = list(by_name.values())
+    # Folders whose name the server does not know yet are synced once it does.
+    folders = [folder for name, folder in by_name.items() if name not in unconfirmed]
     folders.sort(key=lambda f: (_order(f.special_use), f.display_name.lower()))
     return folders
+
+
+def _as_users_left_it(
+    mailbox: Mailbox, infos: list[FolderInfo]
+) -> tuple[list[FolderInfo], set[str]]:
+    """The server's folder list with the users' folder changes it has not had yet on top, in
+    click order; and the names in it the server does not have yet.
+
+    Without this, a sync between a click and its write-back would take a just-renamed folder's
+    rows for gone (and download them again under the old name), bring back a deleted folder,
+    drop a new one or undo a subscription.
+    """
+    Action = PendingChange.Action
+    changes = mailbox.pending_changes.filter(
+        state=PendingChange.State.PENDING,
+        action__in=[
+            Action.CREATE_FOLDER,
+            Action.RENAME_FOLDER,
+            Action.DELETE_FOLDER,
+            Action.SUBSCRIBE,
+            Action.UNSUBSCRIBE,
+        ],
+    ).order_by("pk")
+    unconfirmed: set[str] = set()
+    default_delimiter = next((info.delimiter for info in infos if info.delimiter), "")
+    for change in changes:
+        payload = change.payload
+        if change.action == Action.CREATE_FOLDER:
+            name = payload.get("name", "")
+            if name and all(info.name != name for info in infos):
+                infos.append(
+                    _info(name, default_delimiter, special_use=payload.get("special_use", ""))
+                )
+                unconfirmed.add(name)
+        elif change.action == Action.RENAME_FOLDER:
+            delimiter = payload.get("delimiter", "")
+            old, new = payload["old"], payload["new"]
+            # Another client took the new name meanwhile: the RENAME will be refused and put
+            # back; until then the user's folder keeps the name.
+            infos = [
+                info
+                for info in infos
+                if not is_within(info.name, new, delimiter) or is_within(info.name, old, delimiter)
+            ]
+            for index, info in enumerate(infos):
+                name = renamed(info.name, old, new, delimiter)
+                if name is not None:
+                    unconfirmed.discard(info.name)
+                    unconfirmed.add(name)
+                    infos[index] = _info(
+                        name,
+                        info.delimiter,
+                        attributes=info.attributes,
+                        special_use=info.special_use,
+                        is_selectable=info.is_selectable,
+                        is_subscribed=info.is_subscribed,
+                    )
+        elif change.action == Action.DELETE_FOLDER:
+            delimiter = payload.get("delimiter", "")
+            infos = [info for info in infos if not is_within(info.name, payload["name"], delimiter)]
+        else:
+            for info in infos:
+                if info.name == payload.get("name"):
+                    info.is_subscribed = change.action == Action.SUBSCRIBE
+    return infos, unconfirmed
+
+
+def _info(name: str, delimiter: str, **values) -> FolderInfo:
+    display = decode_name(name)
+    return FolderInfo(
+        name=name,
+        display_name=display,
+        label=display.rsplit(delimiter, 1)[-1] if delimiter else display,
+        delimiter=delimiter,
+        attributes=values.get("attributes", []),
+        special_use=values.get("special_use", ""),
+        is_selectable=values.get("is_selectable", True),
+        is_subscribed=values.get("is_subscribed", True),
+    )
 
 
 def _follow_renames(

@@ -26,9 +26,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from webmail import live
+from webmail import folder_actions, live
 from webmail.actions import FLAG_COLUMNS, refresh_counts
 from webmail.imap.extensions import conditional_store, parse_copyuid
+from webmail.imap.folders import is_within, renamed
 from webmail.models import Folder, Mailbox, Message, PendingChange
 from webmail.sync.connection import mailbox_connection
 from webmail.sync.messages import bury
@@ -151,6 +152,7 @@ class _Writer:
         self.condstore = "CONDSTORE" in caps
         self.has_move = "MOVE" in caps
         self.uidplus = "UIDPLUS" in caps
+        self.unselect = "UNSELECT" in caps
 
     def apply(self, group: list[PendingChange]) -> None:
         action = group[0].action
@@ -163,6 +165,12 @@ class _Writer:
                 self._expunge(group)
             elif action == Action.CREATE_FOLDER:
                 self._create_folder(group)
+            elif action == Action.RENAME_FOLDER:
+                self._rename_folder(group)
+            elif action == Action.DELETE_FOLDER:
+                self._delete_folder(group)
+            elif action in (Action.SUBSCRIBE, Action.UNSUBSCRIBE):
+                self._subscription(group)
             else:
                 raise Refused(f"Kotak cannot apply “{action}” changes.")
         except imaplib.IMAP4.abort:
@@ -191,9 +199,10 @@ class _Writer:
         return by_uid
 
     def _select(self, folder: Folder) -> None:
-        if self.selected != folder.name:
-            self.client.select_folder(folder.name)
-            self.selected = folder.name
+        name = self._on_server(folder.name)
+        if self.selected != name:
+            self.client.select_folder(name)
+            self.selected = name
         # Our own session's expunge reports belong to the folder's sync, not here.
         self.client._imap.untagged_responses.pop("VANISHED", None)
 
@@ -243,7 +252,7 @@ class _Writer:
 
     def _move(self, group: list[PendingChange]) -> None:
         first = group[0]
-        target_name = first.payload["target"]
+        target_name = self._on_server(first.payload["target"], first)
         by_uid = self._live_messages(group)
         mapping: dict[int, int] = {}
         target_uidvalidity = None
@@ -279,7 +288,11 @@ class _Writer:
     def _settle_move(self, first, group, by_uid, mapping, target_uidvalidity) -> None:
         """Point the rows at their new home when COPYUID says where that is; otherwise let the
         target's sync bring them in (their conversation follows through the tombstone)."""
-        target = Folder.objects.filter(mailbox=self.mailbox, name=first.payload["target"]).first()
+        # By id: the target may have been renamed since the click.
+        target = (
+            Folder.objects.filter(mailbox=self.mailbox, pk=first.payload.get("target_id")).first()
+            or Folder.objects.filter(mailbox=self.mailbox, name=first.payload["target"]).first()
+        )
         source = first.folder
         with transaction.atomic():
             repoint, bury_ids = [], []
@@ -344,7 +357,7 @@ class _Writer:
 
     def _create_folder(self, group: list[PendingChange]) -> None:
         for change in group:
-            name = change.payload["name"]
+            name = self._on_server(change.payload["name"], change)
             role = change.payload.get("special_use", "")
             try:
                 if role and "CREATE-SPECIAL-USE" in self.mailbox.capabilities:
@@ -364,6 +377,102 @@ class _Writer:
                 self.client.subscribe_folder(name)
             change.delete()
         _queue_sync(self.mailbox.pk, None)
+
+    def _rename_folder(self, group: list[PendingChange]) -> None:
+        for change in group:
+            delimiter = change.payload.get("delimiter", "")
+            old = self._on_server(change.payload["old"], change)
+            new = self._on_server(change.payload["new"], change)
+            self._leave(old, delimiter)
+            try:
+                self.client.rename_folder(old, new)
+            except imaplib.IMAP4.abort:
+                raise
+            except imaplib.IMAP4.error:
+                # A worker that died after its RENAME left this change behind: done already.
+                if self.client.folder_exists(old) or not self.client.folder_exists(new):
+                    raise
+            self._carry_subscriptions(old, new, delimiter)
+            change.delete()
+        _queue_sync(self.mailbox.pk, None)
+
+    def _carry_subscriptions(self, old: str, new: str, delimiter: str) -> None:
+        """RENAME leaves subscriptions under the old names (Dovecot does; RFC 3501 §6.3.5 is
+        silent): move them along, as other clients do. A courtesy, so errors pass."""
+        with suppress(imaplib.IMAP4.error):
+            listed = self.client.list_sub_folders("", old)
+            if delimiter:
+                listed += self.client.list_sub_folders("", f"{old}{delimiter}*")
+            for _flags, _delimiter, raw in listed:
+                name = raw.decode() if isinstance(raw, bytes) else str(raw)
+                target = renamed(name, old, new, delimiter)
+                if target is not None:
+                    self.client.subscribe_folder(target)
+                    self.client.unsubscribe_folder(name)
+
+    def _delete_folder(self, group: list[PendingChange]) -> None:
+        for change in group:
+            delimiter = change.payload.get("delimiter", "")
+            done = change.payload.setdefault("deleted", [])  # what a refusal must not put back
+            # Deepest first: DELETE leaves subfolders in place (RFC 3501 §6.3.4), and Dovecot
+            # then keeps the parent as well, empty.
+            entries = sorted(
+                change.payload["folders"],
+                key=lambda e: -e["name"].count(delimiter) if delimiter else 0,
+            )
+            for entry in entries:
+                if entry["name"] in done:
+                    continue
+                name = self._on_server(entry["name"], change)
+                self._leave(name, delimiter)
+                try:
+                    self.client.delete_folder(name)
+                except imaplib.IMAP4.abort:
+                    raise
+                except imaplib.IMAP4.error as exc:
+                    # Gone already: deleted by another client, or by a worker that died after.
+                    if "NONEXISTENT" not in str(exc).upper() and self.client.folder_exists(name):
+                        raise
+                done.append(entry["name"])
+                with suppress(imaplib.IMAP4.error):  # other programs would list it otherwise
+                    self.client.unsubscribe_folder(name)
+            change.delete()
+
+    def _subscription(self, group: list[PendingChange]) -> None:
+        for change in group:
+            name = self._on_server(change.payload["name"], change)
+            if change.action == Action.SUBSCRIBE:
+                self.client.subscribe_folder(name)
+            else:
+                self.client.unsubscribe_folder(name)
+            change.delete()
+
+    def _leave(self, name: str, delimiter: str) -> None:
+        """Unselect a folder about to be renamed or deleted: Dovecot ends a session whose
+        selected folder goes away under it."""
+        if self.selected is None or not is_within(self.selected, name, delimiter):
+            return
+        if self.unselect:
+            self.client.unselect_folder()
+        else:
+            self.client.select_folder("INBOX", readonly=True)  # EXAMINE: leaves, expunges nothing
+        self.selected = None
+
+    def _on_server(self, name: str, change: PendingChange | None = None) -> str:
+        """What a local folder name is called on the server right now.
+
+        Local names carry users' renames at once; the server gets them in click order. A name
+        read from a Folder row carries every rename so far; a name in a change's payload those
+        made before it. Undo the ones the server has not had yet, newest first.
+        """
+        renames = PendingChange.objects.filter(
+            mailbox=self.mailbox, action=Action.RENAME_FOLDER, state=PendingChange.State.PENDING
+        )
+        if change is not None:
+            renames = renames.filter(pk__lt=change.pk)
+        for payload in renames.order_by("-pk").values_list("payload", flat=True):
+            name = renamed(name, payload["new"], payload["old"], payload["delimiter"]) or name
+        return name
 
     # -- refusals -------------------------------------------------------------------------
 
@@ -385,6 +494,14 @@ class _Writer:
                 Folder.objects.filter(
                     mailbox=self.mailbox, name__in=names, uidvalidity__isnull=True
                 ).filter(messages__isnull=True).delete()
+                live.record(self.mailbox.pk, "folders")
+            elif first.action in folder_actions.FOLDER_ACTIONS:
+                for change in group:
+                    folder_actions.revert(change)
+                if first.action in (Action.RENAME_FOLDER, Action.DELETE_FOLDER):
+                    # Names put back, folders back without their messages: let LIST and
+                    # the folders' sync confirm what is there.
+                    _queue_sync(self.mailbox.pk, None)
             PendingChange.objects.filter(pk__in=[c.pk for c in group]).update(
                 state=PendingChange.State.FAILED, last_error=reason[:500], claimed_by=""
             )
