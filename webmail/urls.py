@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from webmail.web import actions, content, events, mail, mailboxes
+from webmail.web import actions, content, events, folders, mail, mailboxes
 
 urlpatterns = [
     path("", mail.home, name="home"),
@@ -53,6 +53,41 @@ urlpatterns = [
         name="trust_sender",
     ),
     path("mailboxes/<int:mailbox_id>/folders/", mail.folder_tree, name="folder_tree"),
+    path(
+        "mailboxes/<int:mailbox_id>/folders/manage/",
+        folders.manage_folders,
+        name="manage_folders",
+    ),
+    path(
+        "mailboxes/<int:mailbox_id>/folders/manage/create/",
+        folders.create_folder,
+        name="create_folder",
+    ),
+    path(
+        "mailboxes/<int:mailbox_id>/folders/<int:folder_id>/rename/",
+        folders.rename_folder,
+        name="rename_folder",
+    ),
+    path(
+        "mailboxes/<int:mailbox_id>/folders/<int:folder_id>/move/",
+        folders.move_folder,
+        name="move_folder",
+    ),
+    path(
+        "mailboxes/<int:mailbox_id>/folders/<int:folder_id>/delete/",
+        folders.delete_folder,
+        name="delete_folder",
+    ),
+    path(
+        "mailboxes/<int:mailbox_id>/folders/<int:folder_id>/subscription/",
+        folders.folder_subscription,
+        name="folder_subscription",
+    ),
+    path(
+        "mailboxes/<int:mailbox_id>/folders/manage/refusals/<int:change_id>/dismiss/",
+        folders.dismiss_folder_refusal,
+        name="dismiss_folder_refusal",
+    ),
     path(
         "mailboxes/<int:mailbox_id>/messages/<int:message_id>/presence/",
         mail.message_presence,
