@@ -14,6 +14,11 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("mailboxes/add/", mailboxes.add_mailbox, name="add_mailbox"),
     path("mailboxes/<int:mailbox_id>/", mail.mailbox, name="mailbox"),
+    path(
+        "mailboxes/<int:mailbox_id>/preferences/",
+        mailboxes.preferences,
+        name="mailbox_preferences",
+    ),
     path("mailboxes/<int:mailbox_id>/status/", mail.mailbox_status, name="mailbox_status"),
     path("mailboxes/<int:mailbox_id>/folders/<int:folder_id>/", mail.folder, name="folder"),
     path("mailboxes/<int:mailbox_id>/messages/<int:message_id>/", mail.message, name="message"),
