@@ -190,6 +190,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "webmail.sync.tasks.apply_due_changes",
         "schedule": env_int("WRITEBACK_SWEEP_INTERVAL", 15),
     },
+    # Snoozed conversations come back on time (to the minute).
+    "wake-snoozed": {
+        "task": "webmail.sync.tasks.wake_snoozed",
+        "schedule": 60,
+    },
     # The change log, presence and move tombstones only matter for a while: keep tables small.
     "trim-logs": {
         "task": "webmail.sync.tasks.trim_logs",

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from webmail import live
 from webmail.actions import pending_flag_values
+from webmail.conversations import assign_conversations
 from webmail.imap.extensions import FolderStatus, pop_vanished
 from webmail.imap.fetch import fetch_headers
 from webmail.mail.headers import FETCHED_FIELDS, Headers, parse_headers
@@ -424,6 +425,7 @@ class FolderSync:
         new_rows = [row for row in rows if "id" not in row]
         with transaction.atomic():
             self._follow_moves(new_rows)
+            assign_conversations(folder.mailbox_id, new_rows, folder.special_use)
             if remapped:
                 Message.objects.bulk_update(remapped, ["uid", *UPSERT_FIELDS], batch_size=500)
             ids = upsert_messages(new_rows)

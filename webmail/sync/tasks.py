@@ -97,6 +97,14 @@ def apply_due_changes() -> None:
 
 
 @shared_task
+def wake_snoozed() -> int:
+    """Reopen the conversations whose snooze is over."""
+    from webmail.team import wake_snoozed as wake
+
+    return wake()
+
+
+@shared_task
 def sync_all_mailboxes() -> None:
     """Beat's safety net: enqueue a sync of every mailbox that is not waiting for a person."""
     ids = Mailbox.objects.exclude(status=Mailbox.Status.NEEDS_ATTENTION).values_list(

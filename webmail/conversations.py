@@ -1,0 +1,238 @@
+"""Grouping messages into conversations (DESIGN §6).
+
+References and In-Reply-To decide; a table of every Message-ID a conversation has seen
+(ThreadRef) lets a message join its conversation whatever order the messages arrive in: a reply
+synced before its original, a sibling reply, a reply kept in Sent. The subject, with a time
+window, is used only for a message that names no other and whose subject says it is a reply.
+
+Called by the sync for each window of new rows (dicts, before they are written), so a message
+never exists without its conversation; a whole window costs two or three queries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from datetime import timedelta
+
+from django.db.models import Max
+
+from webmail.models import Conversation, Message, SpecialUse, ThreadRef
+
+# Mail with a reply subject and no references joins a same-subject conversation this recent.
+SUBJECT_WINDOW = timedelta(days=14)
+_REPLY_PREFIX = re.compile(
+    r"^\s*((re|fwd?|aw|wg|sv|vs|antw|tr|rif|r)(\s*\[\d+\])?\s*:\s*)+", re.IGNORECASE
+)
+_MSGID = re.compile(r"<[^<>\s]+>")
+# Folders whose messages are the team's own: they never reopen a conversation.
+OUTBOUND_FOLDERS = {SpecialUse.SENT, SpecialUse.DRAFTS}
+
+
+def ref_hash(message_id: str) -> str:
+    return hashlib.blake2b(message_id.strip().lower().encode(), digest_size=16).hexdigest()
+
+
+def normalized_subject(subject: str) -> str:
+    return _REPLY_PREFIX.sub("", subject or "").strip()[:998]
+
+
+def is_reply_subject(subject: str) -> bool:
+    return bool(_REPLY_PREFIX.match(subject or ""))
+
+
+def message_refs(row: dict) -> list[str]:
+    """The ids a message is known by or points at: its own first, then its ancestors."""
+    refs = []
+    if row.get("message_id"):
+        refs.append(row["message_id"])
+    refs += _MSGID.findall(row.get("in_reply_to") or "")
+    refs += _MSGID.findall(row.get("references") or "")
+    seen, ordered = set(), []
+    for ref in refs:
+        key = ref.lower()
+        if key not in seen:
+            seen.add(key)
+            ordered.append(ref)
+    return ordered[:100]  # a References header of thousands of ids is an attack, not a thread
+
+
+class _Groups:
+    """Union-find over the rows of one window: rows sharing an id are one conversation."""
+
+    def __init__(self, n: int):
+        self.parent = list(range(n))
+
+    def find(self, i: int) -> int:
+        while self.parent[i] != i:
+            self.parent[i] = self.parent[self.parent[i]]
+            i = self.parent[i]
+        return i
+
+    def union(self, a: int, b: int) -> None:
+        a, b = self.find(a), self.find(b)
+        if a != b:
+            self.parent[max(a, b)] = min(a, b)
+
+
+def assign_conversations(mailbox_id: int, rows: list[dict], folder_role: str = "") -> list[int]:
+    """Set conversation_id on each row that has none, creating conversations as needed.
+
+    Returns the ids of existing conversations that new mail joined (their last_message_at is
+    updated here, and closed or pending ones reopened by newer inbound mail).
+    """
+    pending = [row for row in rows if not row.get("conversation_id")]
+    if not pending:
+        return []
+    refs = [[ref_hash(ref) for ref in message_refs(row)] for row in pending]
+    known = dict(
+        ThreadRef.objects.filter(
+            mailbox_id=mailbox_id, ref_hash__in={h for hashes in refs for h in hashes}
+        ).values_list("ref_hash", "conversation_id")
+    )
+    groups = _Groups(len(pending))
+    first_with: dict[str, int] = {}
+    for index, hashes in enumerate(refs):
+        for h in hashes:
+            if h in first_with:
+                groups.union(first_with[h], index)
+            else:
+                first_with[h] = index
+
+    members: dict[int, list[int]] = {}
+    for index in range(len(pending)):
+        members.setdefault(groups.find(index), []).append(index)
+
+    joined: set[int] = set()
+    new_conversations: list[tuple[list[int], Conversation]] = []
+    # New conversations of this window by subject, for replies in the same window.
+    by_subject: dict[str, tuple[list[int], Conversation]] = {}
+    oldest_first = sorted(
+        members.values(), key=lambda indexes: min(pending[i]["internal_date"] for i in indexes)
+    )
+    for indexes in oldest_first:
+        # The oldest conversation among those the group's ids already belong to.
+        found = sorted({known[h] for i in indexes for h in refs[i] if h in known})
+        conversation_id = found[0] if found else None
+        group = [pending[i] for i in indexes]
+        if conversation_id is None:
+            conversation_id = _by_subject(mailbox_id, group)
+        if conversation_id is None and _subject_candidate(group):
+            earlier = by_subject.get(normalized_subject(group[0]["subject"]))
+            if earlier is not None and _within_window(earlier[1], group[0]["internal_date"]):
+                earlier[0].extend(indexes)
+                continue
+        if conversation_id is None:
+            newest = max(group, key=lambda r: r["internal_date"])
+            entry = (
+                list(indexes),
+                Conversation(
+                    mailbox_id=mailbox_id,
+                    subject=normalized_subject(newest.get("subject", "")),
+                    last_message_at=newest["internal_date"],
+                ),
+            )
+            new_conversations.append(entry)
+            by_subject.setdefault(entry[1].subject, entry)
+            continue
+        joined.add(conversation_id)
+        for i in indexes:
+            pending[i]["conversation_id"] = conversation_id
+
+    if new_conversations:
+        created = Conversation.objects.bulk_create([c for _, c in new_conversations])
+        for (indexes, _), conversation in zip(new_conversations, created, strict=True):
+            for i in indexes:
+                pending[i]["conversation_id"] = conversation.pk
+
+    ThreadRef.objects.bulk_create(
+        [
+            ThreadRef(mailbox_id=mailbox_id, ref_hash=h, conversation_id=row["conversation_id"])
+            for row, hashes in zip(pending, refs, strict=True)
+            for h in dict.fromkeys(hashes)
+            if h not in known
+        ],
+        ignore_conflicts=True,
+        batch_size=2000,
+    )
+    if joined:
+        _touch(joined, [row for row in pending if row["conversation_id"] in joined], folder_role)
+    return sorted(joined)
+
+
+def _by_subject(mailbox_id: int, rows: list[dict]) -> int | None:
+    """Last resort: a reply that names no other message, matched on subject and recency."""
+    if not _subject_candidate(rows):
+        return None
+    row = rows[0]
+    subject = normalized_subject(row["subject"])
+    if not subject:
+        return None
+    when = row["internal_date"]
+    return (
+        Conversation.objects.filter(
+            mailbox_id=mailbox_id,
+            subject=subject,
+            last_message_at__gte=when - SUBJECT_WINDOW,
+            last_message_at__lte=when + SUBJECT_WINDOW,
+        )
+        .order_by("-last_message_at")
+        .values_list("pk", flat=True)
+        .first()
+    )
+
+
+def _subject_candidate(rows: list[dict]) -> bool:
+    """One message that names no other message and whose subject says it is a reply."""
+    if len(rows) != 1:
+        return False
+    row = rows[0]
+    return not message_refs(row)[1:] and is_reply_subject(row.get("subject", ""))
+
+
+def _within_window(conversation: Conversation, when) -> bool:
+    return abs(when - conversation.last_message_at) <= SUBJECT_WINDOW
+
+
+def _touch(conversation_ids: Iterable[int], rows: list[dict], folder_role: str) -> None:
+    """New mail in existing conversations: move their clocks on, and reopen for customers."""
+    latest: dict[int, object] = {}
+    for row in rows:
+        cid = row["conversation_id"]
+        if cid not in latest or row["internal_date"] > latest[cid]:
+            latest[cid] = row["internal_date"]
+    inbound = folder_role not in OUTBOUND_FOLDERS
+    for conversation in Conversation.objects.filter(pk__in=list(conversation_ids)):
+        when = latest.get(conversation.pk)
+        if when is None:
+            continue
+        fields = []
+        if conversation.last_message_at is None or when > conversation.last_message_at:
+            conversation.last_message_at = when
+            fields.append("last_message_at")
+        if (
+            inbound
+            and conversation.status != Conversation.Status.OPEN
+            # INTERNALDATE has whole seconds: mail in the same second as the close counts
+            # as after it (reopening wrongly costs a click; not reopening loses a customer).
+            and when > conversation.status_changed_at - timedelta(seconds=1)
+        ):
+            from webmail.team import reopen_for_new_mail
+
+            if fields:
+                conversation.save(update_fields=fields)
+            reopen_for_new_mail(conversation)
+        elif fields:
+            conversation.save(update_fields=fields)
+
+
+def refresh_last_message(conversation_ids: Iterable[int]) -> None:
+    """last_message_at from the messages themselves (after a split, merge or removal)."""
+    for cid, latest in (
+        Message.objects.filter(conversation_id__in=list(conversation_ids))
+        .values("conversation_id")
+        .annotate(latest=Max("internal_date"))
+        .values_list("conversation_id", "latest")
+    ):
+        Conversation.objects.filter(pk=cid).update(last_message_at=latest)
