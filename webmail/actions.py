@@ -19,7 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from webmail import live
-from webmail.models import Folder, Mailbox, Message, PendingChange, Role, SpecialUse
+from webmail.models import Activity, Folder, Mailbox, Message, PendingChange, Role, SpecialUse
 
 log = logging.getLogger(__name__)
 
@@ -271,8 +271,41 @@ def _remove(user, messages: list[Message], action: str, payload: dict, words: st
             live.record(
                 messages[0].mailbox_id, "messages_removed", folder_id=folder_id, message_ids=ids
             )
+        _audit(user, messages, action, payload)
         _queue_on_commit(messages[0].mailbox_id, countdown=delay + 0.5)
     return Outcome(words, len(messages), batch, due)
+
+
+def _audit(user, messages: list[Message], action: str, payload: dict) -> None:
+    """A line in each conversation's history: who moved or deleted which of its messages."""
+    by_conversation: dict[int, list[Message]] = {}
+    for m in messages:
+        if m.conversation_id:
+            by_conversation.setdefault(m.conversation_id, []).append(m)
+    target = Folder.objects.filter(pk=payload.get("target_id")).first()
+    verb = {
+        SpecialUse.ARCHIVE: "archived",
+        SpecialUse.TRASH: "deleted",
+        SpecialUse.JUNK: "marked_spam",
+    }.get(target.special_use if target else "", "moved")
+    if action == Action.EXPUNGE:
+        verb = "deleted_forever"
+    Activity.objects.bulk_create(
+        Activity(
+            mailbox_id=group[0].mailbox_id,
+            conversation_id=conversation_id,
+            actor=user,
+            verb=verb,
+            data={
+                "count": len(group),
+                "subject": group[0].subject[:200],
+                "from": group[0].folder.label,
+                "to": target.label if target else "",
+                "role": target.special_use if target else "",
+            },
+        )
+        for conversation_id, group in by_conversation.items()
+    )
 
 
 def _queue_on_commit(mailbox_id: int, countdown: float = 0) -> None:

@@ -376,3 +376,16 @@ def test_a_click_while_the_broker_is_down_is_applied_by_the_sweeper(mailbox, bob
     tasks.apply_due_changes()  # beat's sweeper, once the broker is back
     assert server_state(mailbox.account, "INBOX")[message.uid]["is_flagged"]
     assert not PendingChange.objects.exists()
+
+
+def test_moves_and_deletes_are_in_the_conversations_history(mailbox, bob):
+    from webmail.models import Activity
+
+    first, second = synced_messages(mailbox, "Keep history", "Delete history")
+    actions.archive(bob, mailbox, [first])
+    actions.delete(bob, mailbox, [second])
+    archived = Activity.objects.get(conversation_id=first.conversation_id)
+    assert archived.actor == bob and archived.verb == "archived"
+    assert archived.data["to"] == "Archive" and archived.data["subject"] == "Keep history"
+    deleted = Activity.objects.get(conversation_id=second.conversation_id)
+    assert deleted.verb == "deleted" and deleted.data["from"] == "Inbox"
