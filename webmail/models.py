@@ -127,8 +127,12 @@ class Mailbox(models.Model):
         )
 
     def role_of(self, user) -> str | None:
-        membership = self.memberships.filter(user=user).first()
-        return membership.role if membership else None
+        # Asked several times per request (views, templates, actions): one query per instance.
+        cache = self.__dict__.setdefault("_roles", {})
+        if user.pk not in cache:
+            membership = self.memberships.filter(user=user).first()
+            cache[user.pk] = membership.role if membership else None
+        return cache[user.pk]
 
     def record_error(self, status: str, message: str) -> None:
         self.status = status

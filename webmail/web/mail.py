@@ -147,29 +147,36 @@ def mailbox_status(request: HttpRequest, mailbox_id: int) -> HttpResponse:
     return render(request, "webmail/mailbox_status.html", _status_context(box))
 
 
-def _status_context(box: Mailbox) -> dict:
+def _status_context(box: Mailbox, folders: list[Folder] | None = None) -> dict:
+    """The sync progress and the changes the server refused or has not taken yet.
+
+    `folders`: the mailbox's folders if the caller has them already (one query fewer)."""
+    if folders is None:
+        folders = list(box.folders.all())
     syncing = [
         f
-        for f in box.folders.filter(is_selectable=True)
-        if f.sync_state == Folder.SyncState.SYNCING or f.uidvalidity is None
+        for f in folders
+        if f.is_selectable and (f.sync_state == Folder.SyncState.SYNCING or f.uidvalidity is None)
     ]
-    total = sum(f.sync_total for f in syncing)
-    done = sum(f.sync_done for f in syncing)
-    stuck = box.pending_changes.filter(state=PendingChange.State.PENDING, attempts__gt=0).order_by(
-        "-pk"
+    # One query for both: refused changes, and changes the server has not taken yet.
+    troubles = list(
+        box.pending_changes.filter(
+            Q(state=PendingChange.State.FAILED)
+            | Q(state=PendingChange.State.PENDING, attempts__gt=0)
+        )
+        .select_related("message")
+        .order_by("-pk")[:100]
     )
+    refused = [c for c in troubles if c.state == PendingChange.State.FAILED]
+    stuck = [c for c in troubles if c.state == PendingChange.State.PENDING]
     return {
         "mailbox": box,
-        "refused": list(
-            box.pending_changes.filter(state=PendingChange.State.FAILED)
-            .select_related("message")
-            .order_by("-pk")[:20]
-        ),
-        "waiting_changes": stuck.count(),
-        "waiting_error": stuck.values_list("last_error", flat=True).first(),
+        "refused": refused[:20],
+        "waiting_changes": len(stuck),
+        "waiting_error": stuck[0].last_error if stuck else "",
         "syncing_folders": syncing,
-        "sync_done": done,
-        "sync_total": total,
+        "sync_done": sum(f.sync_done for f in syncing),
+        "sync_total": sum(f.sync_total for f in syncing),
         "is_syncing": bool(syncing) or box.status in (Mailbox.Status.NEW, Mailbox.Status.SYNCING),
     }
 
@@ -227,7 +234,7 @@ def _list_context(request: HttpRequest, current: Folder) -> dict:
         "last_change_id": _latest_change_id(),
         "can_act": actions.can_act(request.user, box),
         "move_targets": [f for f in tree if f.is_selectable],
-        **_status_context(box),
+        **_status_context(box, tree),
     }
 
 
