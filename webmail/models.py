@@ -73,6 +73,20 @@ class Mailbox(models.Model):
     capabilities = models.JSONField(default=list, blank=True)
     # Assignment and status mirrored to the server as IMAP keywords, for other mail clients.
     mirror_keywords = models.BooleanField(default=True)
+
+    # Answering: how mail from the shared address looks, and what happens after a reply.
+    from_name = models.CharField(max_length=200, blank=True)
+    # "Ana via Support" instead of "Support" as the display name.
+    from_agent_name = models.BooleanField(default=False)
+    signature = models.TextField(blank=True)
+    # The SMTP server files sent mail in Sent itself (Gmail does): no APPEND then.
+    server_saves_sent = models.BooleanField(default=False)
+    status_after_reply = models.CharField(
+        max_length=10,
+        blank=True,
+        default="pending",
+        choices=[("", "Unchanged"), ("pending", "Pending"), ("closed", "Closed")],
+    )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.NEW)
     last_error = models.TextField(blank=True)
     last_error_at = models.DateTimeField(null=True, blank=True)
@@ -190,6 +204,8 @@ class Membership(models.Model):
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.AGENT)
     # Opening a message marks it read on the server, for everyone (agents and managers only).
     mark_read_on_open = models.BooleanField(default=True)
+    # Added below the mailbox's signature in this member's replies.
+    signature = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -616,3 +632,106 @@ class PendingChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} ({self.state})"
+
+
+class OutgoingMessage(models.Model):
+    """A reply, forward or new message: a draft, then a durable outbox row until it is sent.
+
+    The Message-ID is fixed when the row is made, so the Sent copy, the threading headers of
+    later replies and a check after a crash all name the same message.
+    """
+
+    class Kind(models.TextChoices):
+        NEW = "new", "New message"
+        REPLY = "reply", "Reply"
+        REPLY_ALL = "reply_all", "Reply all"
+        FORWARD = "forward", "Forward"
+
+    class State(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        QUEUED = "queued", "Queued"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+        # A worker died while the SMTP server had it: sending again might send it twice.
+        UNCERTAIN = "uncertain", "Unknown"
+
+    mailbox = models.ForeignKey(Mailbox, models.CASCADE, related_name="outgoing")
+    conversation = models.ForeignKey(
+        Conversation, models.SET_NULL, null=True, blank=True, related_name="outgoing"
+    )
+    # The message answered or forwarded.
+    source = models.ForeignKey("Message", models.SET_NULL, null=True, blank=True, related_name="+")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.NEW)
+    # Lists of [display name, address].
+    to = models.JSONField(default=list, blank=True)
+    cc = models.JSONField(default=list, blank=True)
+    bcc = models.JSONField(default=list, blank=True)
+    subject = models.CharField(max_length=998, blank=True)
+    text = models.TextField(blank=True)
+    # Set when composed as rich text (sanitized); the plain text goes along always.
+    html = models.TextField(blank=True)
+    message_id = models.CharField(max_length=255, unique=True)
+    in_reply_to = models.CharField(max_length=998, blank=True)
+    references = models.TextField(blank=True)
+
+    state = models.CharField(max_length=10, choices=State.choices, default=State.DRAFT)
+    send_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    claimed_by = models.CharField(max_length=64, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    # The draft's copy in the Drafts folder, replaced at each save.
+    draft_uid = models.BigIntegerField(null=True, blank=True)
+    draft_folder = models.CharField(max_length=1000, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["state", "send_at"], name="outgoing_due"),
+            models.Index(fields=["conversation", "state"], name="outgoing_conversation"),
+        ]
+
+    def __str__(self) -> str:
+        return self.subject or "(no subject)"
+
+
+class OutgoingAttachment(models.Model):
+    """A file going out with a message: uploaded, or a part of the forwarded original."""
+
+    outgoing = models.ForeignKey(OutgoingMessage, models.CASCADE, related_name="attachments")
+    file = models.FileField(upload_to="outbox/%Y/%m/", blank=True)
+    # A part of `outgoing.source` (forward): streamed from IMAP when the message is sent.
+    source_section = models.CharField(max_length=100, blank=True)
+    filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=255, default="application/octet-stream")
+    size = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return self.filename
+
+
+class SavedReply(models.Model):
+    """A canned answer kept by the mailbox's managers, with {customer_name}-style placeholders."""
+
+    mailbox = models.ForeignKey(Mailbox, models.CASCADE, related_name="saved_replies")
+    name = models.CharField(max_length=100)
+    body = models.TextField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["mailbox", "name"], name="unique_saved_reply")
+        ]
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
