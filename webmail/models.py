@@ -705,7 +705,8 @@ class OutgoingAttachment(models.Model):
     """A file going out with a message: uploaded, or a part of the forwarded original."""
 
     outgoing = models.ForeignKey(OutgoingMessage, models.CASCADE, related_name="attachments")
-    file = models.FileField(upload_to="outbox/%Y/%m/", blank=True)
+    # In the database, not on a disk: any worker on any machine can send it.
+    content = models.BinaryField(null=True, blank=True)
     # A part of `outgoing.source` (forward): streamed from IMAP when the message is sent.
     source_section = models.CharField(max_length=100, blank=True)
     filename = models.CharField(max_length=255)

@@ -79,7 +79,7 @@ class Migration(migrations.Migration):
             name='OutgoingAttachment',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('file', models.FileField(blank=True, upload_to='outbox/%Y/%m/')),
+                ('content', models.BinaryField(blank=True, null=True)),
                 ('source_section', models.CharField(blank=True, max_length=100)),
                 ('filename', models.CharField(max_length=255)),
                 ('content_type', models.CharField(default='application/octet-stream', max_length=255)),
