@@ -149,3 +149,33 @@ def _test_settings(monkeypatch, settings):
     monkeypatch.delenv("KOTAK_IMAP_PASSWORD", raising=False)
     # Django's default hasher is slow on purpose; personas are created in almost every test.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(scope="session")
+def smtp_server(dovecot):
+    """A real SMTP server (aiosmtpd) with STARTTLS required and AUTH, on a free port."""
+    from tests.smtp_server import SmtpServer
+
+    server = SmtpServer(dovecot.ca_cert_path, dovecot.key_path, mode="starttls").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtp(smtp_server):
+    smtp_server.reset()
+    yield smtp_server
+    smtp_server.reset()
+
+
+@pytest.fixture
+def sending_mailbox(mailbox, smtp):
+    """The shared mailbox with its SMTP server configured (STARTTLS, the test CA)."""
+    mailbox.smtp_host = smtp.host
+    mailbox.smtp_port = smtp.port
+    mailbox.smtp_security = "starttls"
+    mailbox.smtp_username = smtp.username
+    mailbox.smtp_password = smtp.password
+    mailbox.save()
+    mailbox.smtp = smtp
+    return mailbox

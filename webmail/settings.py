@@ -146,6 +146,13 @@ SYNC_WINDOW = env_int("SYNC_WINDOW", 1000)
 MESSAGES_PER_PAGE = env_int("MESSAGES_PER_PAGE", 50)
 # Bodies of the newest unopened messages fetched after new mail arrives (0: only on opening).
 PREFETCH_BODIES = env_int("PREFETCH_BODIES", 20)
+# Seconds a sent message waits in the outbox, so "Undo" can still stop it.
+SEND_UNDO_SECONDS = env_int("SEND_UNDO_SECONDS", 10)
+# Seconds of typing between two copies of a draft filed in the Drafts folder.
+DRAFT_FILE_DELAY = env_int("DRAFT_FILE_DELAY", 20)
+# Largest attachment (each, and all of a message's together), in MB.
+COMPOSE_MAX_ATTACHMENT_MB = env_int("COMPOSE_MAX_ATTACHMENT_MB", 25)
+COMPOSE_MAX_RECIPIENTS = env_int("COMPOSE_MAX_RECIPIENTS", 100)
 # Seconds a move, archive or delete can be undone before it is sent to the server.
 UNDO_SECONDS = env_int("UNDO_SECONDS", 6)
 # Longest wait between two attempts to apply a change while the server cannot be reached.
@@ -189,6 +196,11 @@ CELERY_BEAT_SCHEDULE = {
     "apply-pending-changes": {
         "task": "webmail.sync.tasks.apply_due_changes",
         "schedule": env_int("WRITEBACK_SWEEP_INTERVAL", 15),
+    },
+    # The outbox: queued messages whose undo window is over, and retries.
+    "send-outgoing": {
+        "task": "webmail.sync.tasks.send_all_outgoing",
+        "schedule": 15,
     },
     # Snoozed conversations come back on time (to the minute).
     "wake-snoozed": {

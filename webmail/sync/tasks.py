@@ -97,6 +97,22 @@ def apply_due_changes() -> None:
 
 
 @shared_task
+def send_outgoing(mailbox_id: int) -> int:
+    """Send the mailbox's queued messages whose undo window is over."""
+    from webmail.outbox import send_due
+
+    return send_due(mailbox_id)
+
+
+@shared_task
+def send_all_outgoing() -> int:
+    """Beat's sweeper for the outbox: lost queue messages, retries, and dead workers' rows."""
+    from webmail.outbox import send_due
+
+    return send_due()
+
+
+@shared_task
 def wake_snoozed() -> int:
     """Reopen the conversations whose snooze is over."""
     from webmail.team import wake_snoozed as wake

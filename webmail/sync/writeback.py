@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import imaplib
 import logging
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import suppress
@@ -26,7 +27,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from webmail import folder_actions, live
+from webmail import folder_actions, keywords, live
 from webmail.actions import FLAG_COLUMNS, refresh_counts
 from webmail.imap.extensions import conditional_store, parse_copyuid
 from webmail.imap.folders import is_within, renamed
@@ -45,6 +46,10 @@ STORE_ROUNDS = 3
 
 class Refused(Exception):
     """The server said no to this change; the text is for the user."""
+
+
+class KeywordsRefused(Exception):
+    """The server does not keep Kotak's keywords; the text says how it showed that."""
 
 
 @dataclass
@@ -148,6 +153,8 @@ class _Writer:
         self.mailbox = mailbox
         self.result = result
         self.selected: str | None = None
+        # PERMANENTFLAGS of the selected folder, from its SELECT response (None: not sent).
+        self.permanent_flags: tuple | None = None
         caps = set(mailbox.capabilities)
         self.condstore = "CONDSTORE" in caps
         self.has_move = "MOVE" in caps
@@ -156,13 +163,20 @@ class _Writer:
 
     def apply(self, group: list[PendingChange]) -> None:
         action = group[0].action
+        if group[0].payload.get("keywords"):
+            self._keywords(group)
+            return
         try:
             if action in (Action.ADD_FLAGS, Action.REMOVE_FLAGS):
                 self._flags(group)
             elif action == Action.MOVE:
                 self._move(group)
+            elif action == Action.EXPUNGE and group[0].payload.get("draft"):
+                self._expunge_draft(group)
             elif action == Action.EXPUNGE:
                 self._expunge(group)
+            elif action == Action.APPEND:
+                self._append(group)
             elif action == Action.CREATE_FOLDER:
                 self._create_folder(group)
             elif action == Action.RENAME_FOLDER:
@@ -201,7 +215,8 @@ class _Writer:
     def _select(self, folder: Folder) -> None:
         name = self._on_server(folder.name)
         if self.selected != name:
-            self.client.select_folder(name)
+            response = self.client.select_folder(name)
+            self.permanent_flags = response.get(b"PERMANENTFLAGS")
             self.selected = name
         # Our own session's expunge reports belong to the folder's sync, not here.
         self.client._imap.untagged_responses.pop("VANISHED", None)
@@ -214,13 +229,57 @@ class _Writer:
             flags = first.payload["flags"]
             adding = first.action == Action.ADD_FLAGS
             uids = sorted(by_uid)
-            if self.condstore:
-                self._conditional_store(uids, flags, adding, group)
-            elif adding:
-                self.client.add_flags(uids, flags, silent=True)
-            else:
-                self.client.remove_flags(uids, flags, silent=True)
+            is_keywords = bool(first.payload.get("keywords"))
+            if is_keywords and adding and not self._keeps(flags):
+                # Such a server answers OK and drops them (Dovecot without the ACL "w" right).
+                raise KeywordsRefused(
+                    f"The server does not keep keywords in “{first.folder.name}”: its "
+                    "PERMANENTFLAGS allow no new ones."
+                )
+            try:
+                if self.condstore:
+                    self._conditional_store(uids, flags, adding, group)
+                elif adding:
+                    self.client.add_flags(uids, flags, silent=True)
+                else:
+                    self.client.remove_flags(uids, flags, silent=True)
+            except imaplib.IMAP4.abort:
+                raise
+            except imaplib.IMAP4.error as exc:
+                if is_keywords:
+                    raise KeywordsRefused(_server_words(exc)) from exc
+                raise
         PendingChange.objects.filter(pk__in=[c.pk for c in group]).delete()
+
+    def _keeps(self, flags: list[str]) -> bool:
+        """Whether the selected folder stores these flags for good (RFC 3501 §7.1:
+        PERMANENTFLAGS lists them, "\\*" allows new keywords; none sent means all do)."""
+        if self.permanent_flags is None:
+            return True
+        kept = {flag.lower() for flag in self.permanent_flags}
+        return b"\\*" in kept or all(flag.lower().encode() in kept for flag in flags)
+
+    def _keywords(self, group: list[PendingChange]) -> None:
+        """Kotak's keyword mirror (webmail.keywords). Not a user's action, so never a failed
+        one: a server that will not keep keywords turns the mirror off, once, with the reason."""
+        if not self.mailbox.mirror_keywords:
+            keywords.drop_queued(self.mailbox, group)  # turned off since they were queued
+            return
+        try:
+            self._flags(group)
+        except imaplib.IMAP4.abort:
+            raise  # the connection is gone: retry later
+        except KeywordsRefused as exc:
+            folder = group[0].folder.name if group[0].folder else ""
+            keywords.turn_off(self.mailbox, str(exc), folder)
+            return
+        except imaplib.IMAP4.error as exc:
+            # Not about keywords (the folder went away meanwhile, say): the folder's next sync
+            # brings what the server has, and the next change to the conversation mirrors it.
+            log.info("mailbox %s: keyword change dropped: %s", self.mailbox.pk, exc)
+            keywords.drop_queued(self.mailbox, group)
+            return
+        self.result.applied += len(group)
 
     def _conditional_store(
         self, uids: list[int], flags: list[str], adding: bool, group: list[PendingChange]
@@ -354,6 +413,65 @@ class _Writer:
             PendingChange.objects.filter(pk__in=[c.pk for c in group]).delete()
             if first.folder is not None:
                 refresh_counts(first.folder)
+
+    def _append(self, group: list[PendingChange]) -> None:
+        """File a sent message in Sent, or a draft's latest version in Drafts (replacing the
+        one before). Built again from the outbox row: same Message-ID, same Date."""
+        from webmail.compose import build
+        from webmail.models import OutgoingMessage
+        from webmail.outbox import _part_reader
+
+        folders = set()
+        for change in group:
+            outgoing = (
+                OutgoingMessage.objects.select_related("mailbox", "source", "author")
+                .filter(pk=change.payload.get("outgoing"))
+                .first()
+            )
+            is_draft = bool(change.payload.get("draft"))
+            if outgoing is None or (is_draft and outgoing.state != OutgoingMessage.State.DRAFT):
+                change.delete()  # discarded, or sent meanwhile: nothing to file
+                continue
+            folder = change.folder
+            if folder is None:
+                change.delete()
+                continue
+            raw = build(outgoing, part_data=_part_reader(outgoing)).as_bytes()
+            flags = change.payload.get("flags", [])
+            when = outgoing.sent_at or outgoing.updated_at
+            response = self.client.append(folder.name, raw, flags=flags, msg_time=when)
+            if is_draft:
+                new_uid = _appended_uid(response)
+                old_uid, old_folder = outgoing.draft_uid, outgoing.draft_folder
+                OutgoingMessage.objects.filter(pk=outgoing.pk).update(
+                    draft_uid=new_uid, draft_folder=folder.name
+                )
+                if old_uid and old_folder:
+                    self._expunge_uids(old_folder, [old_uid])
+            change.delete()
+            folders.add(folder.name)
+        if folders:
+            _queue_sync(self.mailbox.pk, sorted(folders))
+
+    def _expunge_draft(self, group: list[PendingChange]) -> None:
+        for change in group:
+            self._expunge_uids(change.payload["folder_name"], [change.payload["uid"]])
+            change.delete()
+
+    def _expunge_uids(self, folder_name: str, uids: list[int]) -> None:
+        """Remove messages Kotak itself filed (an older draft): UIDs known, no rows needed."""
+        self.selected = None
+        try:
+            self.client.select_folder(folder_name)
+        except imaplib.IMAP4.error:
+            return  # the folder is gone, and the draft with it
+        self.selected = folder_name
+        self.client._imap.untagged_responses.pop("VANISHED", None)
+        self.client.delete_messages(uids, silent=True)
+        if self.uidplus:
+            self.client.uid_expunge(uids)
+        else:
+            self.client.expunge()
 
     def _create_folder(self, group: list[PendingChange]) -> None:
         for change in group:
@@ -516,6 +634,13 @@ class _Writer:
             )
         log.info("mailbox %s refused %s: %s", self.mailbox.pk, first.action, reason)
         self.result.failed += len(group)
+
+
+def _appended_uid(response) -> int | None:
+    """The UID from APPENDUID (RFC 4315) in an APPEND's answer, if the server gave one."""
+    text = response.decode("ascii", "replace") if isinstance(response, bytes) else str(response)
+    match = re.search(r"\[APPENDUID \d+ (\d+)\]", text)
+    return int(match.group(1)) if match else None
 
 
 def _special_target(change: PendingChange) -> bool:
