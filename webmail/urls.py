@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from webmail.web import actions, content, events, folders, mail, mailboxes
+from webmail.web import actions, content, events, folders, mail, mailboxes, team_views
 
 urlpatterns = [
     path("", mail.home, name="home"),
@@ -104,6 +104,43 @@ urlpatterns = [
         "mailboxes/<int:mailbox_id>/failures/dismiss/",
         actions.dismiss_failures,
         name="dismiss_failures",
+    ),
+    path("mailboxes/<int:mailbox_id>/team/", team_views.team_nav, name="team_nav"),
+    path("mailboxes/<int:mailbox_id>/team/act/", team_views.team_act, name="team_act"),
+    path("mailboxes/<int:mailbox_id>/team/workload/", team_views.workload, name="workload"),
+    path("mailboxes/<int:mailbox_id>/team/<slug:view>/", team_views.team_view, name="team_view"),
+    path("mailboxes/<int:mailbox_id>/activity/", team_views.activity, name="activity"),
+    path("mailboxes/<int:mailbox_id>/members/", team_views.members, name="members"),
+    path(
+        "mailboxes/<int:mailbox_id>/members/invite/",
+        team_views.invite_member,
+        name="invite_member",
+    ),
+    path(
+        "mailboxes/<int:mailbox_id>/members/<int:membership_id>/role/",
+        team_views.change_member_role,
+        name="change_member_role",
+    ),
+    path(
+        "mailboxes/<int:mailbox_id>/members/<int:membership_id>/remove/",
+        team_views.remove_member,
+        name="remove_member",
+    ),
+    path(
+        "mailboxes/<int:mailbox_id>/settings/",
+        team_views.mailbox_settings,
+        name="mailbox_settings",
+    ),
+    # An invited person chooses their password here (Django's reset-confirm, token in the URL).
+    path(
+        "accounts/reset/<uidb64>/<token>/",
+        team_views.SetPasswordView.as_view(),
+        name="password_reset_confirm",
+    ),
+    path(
+        "accounts/reset/done/",
+        auth_views.PasswordResetCompleteView.as_view(),
+        name="password_reset_complete",
     ),
     path("events/", events.events, name="events"),
     path("admin/", admin.site.urls),
