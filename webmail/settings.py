@@ -137,6 +137,17 @@ ENCRYPTION_KEYS = [
 # --- IMAP -----------------------------------------------------------------------------------
 
 IMAP_TIMEOUT = env_int("IMAP_TIMEOUT", 30)
+# Mail servers on private, loopback or link-local addresses are refused (no SSRF through "add
+# a mailbox") unless their network is listed here, e.g. "10.0.0.0/8,192.168.1.20/32".
+OUTBOUND_ALLOWED_NETWORKS = [
+    n.strip() for n in env_str("OUTBOUND_ALLOWED_NETWORKS").split(",") if n.strip()
+]
+# Ports mail servers may be reached on; "*" allows any.
+OUTBOUND_ALLOWED_PORTS = [
+    p.strip()
+    for p in env_str("OUTBOUND_ALLOWED_PORTS", "25,143,465,587,993,2525").split(",")
+    if p.strip()
+]
 # IMAP connections one mailbox may have open at once, watcher included, across all processes.
 IMAP_MAX_CONNECTIONS = env_int("IMAP_MAX_CONNECTIONS", 3)
 # How long a task or page waits for a free connection before giving up (a task retries).
@@ -232,6 +243,11 @@ WATCHER_BACKOFF_MAX = env_int("WATCHER_BACKOFF_MAX", 300)
 # "redis" publishes a nudge after each commit; "poll" makes the event stream read the change log.
 LIVE_BACKEND = env_str("LIVE_BACKEND", "redis" if REDIS_URL else "poll")
 LIVE_POLL_INTERVAL = float(env_str("LIVE_POLL_INTERVAL", "0.5"))
+
+# --- Notifications --------------------------------------------------------------------------
+
+# Also email assignments and @mentions (plain text, from DEFAULT_FROM_EMAIL) besides the bell.
+NOTIFY_BY_EMAIL = env_bool("NOTIFY_BY_EMAIL", False)
 
 # --- Logging --------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 
+from webmail import net
 from webmail.imap.client import (
     AuthenticationFailed,
     CertificateProblem,
@@ -100,11 +101,14 @@ def send(server: SmtpSettings, message: EmailMessage, sender: str, recipients: l
 def _open(server: SmtpSettings, timeout: float) -> smtplib.SMTP:
     where = f"{server.host}:{server.port}"
     context = ssl_context(server.ca_certificates)
+    address = net.resolve(server.host, server.port)
     try:
         if server.security == Security.SSL:
-            smtp = smtplib.SMTP_SSL(server.host, server.port, timeout=timeout, context=context)
+            smtp = net.PinnedSMTP_SSL(
+                server.host, server.port, address, context=context, timeout=timeout
+            )
         else:
-            smtp = smtplib.SMTP(server.host, server.port, timeout=timeout)
+            smtp = net.PinnedSMTP(server.host, server.port, address, timeout=timeout)
     except socket.gaierror as exc:
         raise HostNotFound(f"The server name {server.host!r} could not be found.") from exc
     except ssl.SSLCertVerificationError as exc:

@@ -143,10 +143,13 @@ CREDENTIAL_CODES = (
 
 
 def _connect(server: ServerSettings, timeout: float) -> imapclient.IMAPClient:
+    from webmail import net  # (imports this module)
+
     where = f"{server.host}:{server.port}"
     context = ssl_context(server.ca_certificates)
+    address = net.resolve(server.host, server.port)
     try:
-        client = imapclient.IMAPClient(
+        client = net.pinned_imap_class(address)(
             server.host,
             port=server.port,
             ssl=server.security == Security.SSL,

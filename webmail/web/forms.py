@@ -15,6 +15,7 @@ from webmail.imap.client import (
     TLSFailed,
     verify,
 )
+from webmail.net import AddressNotAllowed
 
 # Which field a connection error belongs to, so the message appears where the fix is.
 ERROR_FIELDS = {
@@ -23,6 +24,7 @@ ERROR_FIELDS = {
     AuthenticationFailed: "imap_password",
     CertificateProblem: "ca_certificates",
     TLSFailed: "imap_security",
+    AddressNotAllowed: "imap_host",
 }
 
 
