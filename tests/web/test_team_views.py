@@ -112,7 +112,7 @@ def test_the_sidebar_section_shows_each_view_with_its_count(client, mailbox, bob
         reverse("team_nav", args=[mailbox.pk]) + "?current=mine", **HTMX
     ).content.decode()
     assert 'id="team-nav"' in nav and 'hx-trigger="sse:conversations' in nav
-    mine = re.search(r'data-view="mine".*?class="count"[^>]*>(\d+)<', nav, re.S)
+    mine = re.search(r'data-view="mine".*?class="count attention"[^>]*>(\d+)<', nav, re.S)
     assert mine and mine.group(1) == "2"
     assert 'aria-current="page"' in nav
     # Agents get no manager pages in the section.
