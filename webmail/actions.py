@@ -243,6 +243,26 @@ def pending_flag_values(message_ids: Iterable[int]) -> dict[int, dict[str, bool]
     return pending
 
 
+def pending_keywords(message_ids: Iterable[int]) -> dict[int, tuple[set[str], set[str]]]:
+    """Keywords queued to be added and to be removed that the server has not confirmed yet,
+    per message (the sibling of pending_flag_values for the keyword list)."""
+    pending: dict[int, tuple[set[str], set[str]]] = {}
+    changes = PendingChange.objects.filter(
+        message_id__in=list(message_ids),
+        action__in=(Action.ADD_FLAGS, Action.REMOVE_FLAGS),
+        state=PendingChange.State.PENDING,
+    ).order_by("pk")
+    for message_id, action, payload in changes.values_list("message_id", "action", "payload"):
+        for flag in payload.get("flags", []):
+            if flag in FLAG_COLUMNS:
+                continue
+            add, remove = pending.setdefault(message_id, (set(), set()))
+            # Later changes win: "add, then remove" leaves it removed.
+            (add if action == Action.ADD_FLAGS else remove).add(flag)
+            (remove if action == Action.ADD_FLAGS else add).discard(flag)
+    return pending
+
+
 # -- helpers ----------------------------------------------------------------------------------
 
 

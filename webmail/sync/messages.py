@@ -20,8 +20,9 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from webmail import keywords as keyword_mirror
 from webmail import live
-from webmail.actions import pending_flag_values
+from webmail.actions import pending_flag_values, pending_keywords
 from webmail.conversations import assign_conversations
 from webmail.imap.extensions import FolderStatus, pop_vanished
 from webmail.imap.fetch import fetch_headers
@@ -429,6 +430,8 @@ class FolderSync:
             if remapped:
                 Message.objects.bulk_update(remapped, ["uid", *UPSERT_FIELDS], batch_size=500)
             ids = upsert_messages(new_rows)
+            # Keywords new rows bring are read back; worked conversations' go onto new rows.
+            keyword_mirror.arrived(folder.mailbox, new_rows, ids + [m.pk for m in remapped])
             if uidnext is not None:
                 folder.uidnext = max(folder.uidnext or 0, uidnext)
             if lowest is not None:
@@ -555,7 +558,7 @@ class FolderSync:
         current = {
             row["uid"]: row
             for row in folder.messages.filter(uid__in=list(response)).values(
-                "pk", "uid", *FLAG_FIELDS
+                "pk", "uid", "conversation_id", *FLAG_FIELDS
             )
         }
         current_by_pk = {row["pk"]: row for row in current.values()}
@@ -567,17 +570,36 @@ class FolderSync:
             values = flag_values(data[b"FLAGS"])
             if any(row[key] != value for key, value in values.items()):
                 updates.append(Message(pk=row["pk"], **values))
+        signals = []
         if updates:
             # A user's click the server has not heard of yet is newer than what it says.
             pending = pending_flag_values(m.pk for m in updates)
+            # Keywords too: queued adds stay, queued removes stay removed.
+            queued = pending_keywords(m.pk for m in updates)
             for message in updates:
                 for column, value in pending.get(message.pk, {}).items():
                     setattr(message, column, value)
+                if message.pk in queued:
+                    add, remove = queued[message.pk]
+                    message.keywords = sorted((set(message.keywords) - remove) | add)
             updates = [
                 m
                 for m in updates
                 if any(getattr(m, key) != current_by_pk[m.pk][key] for key in FLAG_FIELDS)
             ]
+            # Kotak keywords another client changed, on messages Kotak has no keyword change
+            # queued for (webmail.keywords reads them back into the conversation).
+            modseqs = {uid: data.get(b"MODSEQ", (None,))[0] for uid, data in response.items()}
+            for m in updates:
+                if m.pk in queued:
+                    continue
+                row = current_by_pk[m.pk]
+                modseq = modseqs.get(row["uid"])
+                found = keyword_mirror.signal(
+                    row["conversation_id"], row["uid"], modseq, row["keywords"], m.keywords
+                )
+                if found:
+                    signals.append(found)
         if not updates:
             return
         with transaction.atomic():
@@ -588,6 +610,7 @@ class FolderSync:
                 folder_id=folder.pk,
                 message_ids=[m.pk for m in updates[:500]],
             )
+            keyword_mirror.read_back(folder.mailbox, signals, notify=True)
         self.result.flag_changes += len(updates)
 
     # -- expunges ---------------------------------------------------------------------------
