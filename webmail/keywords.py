@@ -23,7 +23,8 @@ Rules:
   wins; all removed means open. Assignment likewise; all removed means unassigned. An assignee
   keyword naming nobody who can be assigned in this mailbox is ignored (and logged).
 - When messages of one conversation disagree, the most recently changed one wins: the highest
-  MODSEQ where the server has CONDSTORE, else the highest UID.
+  MODSEQ where the server has CONDSTORE, else the highest UID. Both are per folder, so across
+  folders the one synced last wins.
 - Nothing is echoed: the server's keywords then equal what Kotak stored, so the next sync sees
   no difference. With `Mailbox.mirror_keywords` off, Kotak neither writes nor reads keywords.
 - A server that does not keep keywords (PERMANENTFLAGS without `\\*`, or a refused STORE) turns
