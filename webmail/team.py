@@ -6,13 +6,17 @@ door (view, command, task) can skip them.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 from datetime import datetime
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
+from django.core.mail import send_mail
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from webmail import live
@@ -28,8 +32,12 @@ from webmail.models import (
     ThreadRef,
 )
 
+log = logging.getLogger(__name__)
+
 Status = Conversation.Status
 MENTION = re.compile(r"(?<![\w@])@([\w.+-]+)")
+# Notifications that also go out by email when NOTIFY_BY_EMAIL is on.
+EMAILED_KINDS = {"assigned", "mention"}
 
 
 class TeamError(Exception):
@@ -355,6 +363,8 @@ def split(user, messages: Iterable[Message]) -> Conversation:
         _audit(user, target, "split_from", {"messages": ids, "from": source.pk})
         _changed(source)
         _changed(target)
+    mirror_keywords(source)
+    mirror_keywords(target)
     return target
 
 
@@ -372,6 +382,8 @@ def merge(user, target: Conversation, others: Iterable[Conversation]) -> int:
     with transaction.atomic():
         Message.objects.filter(conversation_id__in=ids).update(conversation=target)
         Note.objects.filter(conversation_id__in=ids).update(conversation=target)
+        # Otherwise deleting the merged conversations would take their notifications along.
+        Notification.objects.filter(conversation_id__in=ids).update(conversation=target)
         ThreadRef.objects.filter(conversation_id__in=ids).update(conversation=target)
         Activity.objects.filter(conversation_id__in=ids).update(conversation=target)
         if target.assignee_id is None:
@@ -413,7 +425,7 @@ def _changed(conversation: Conversation, kind: str = "conversation") -> None:
 
 
 def _notify(user, conversations: list[Conversation], kind: str, text) -> None:
-    for conversation in conversations:
+    created = [
         Notification.objects.create(
             user=user,
             mailbox_id=conversation.mailbox_id,
@@ -421,12 +433,42 @@ def _notify(user, conversations: list[Conversation], kind: str, text) -> None:
             kind=kind,
             text=text(conversation)[:300],
         )
+        for conversation in conversations
+    ]
     live.record(
         conversations[0].mailbox_id,
         "notification",
         data={"user": user.pk},
         conversation_id=conversations[0].pk,
     )
+    if settings.NOTIFY_BY_EMAIL and kind in EMAILED_KINDS and user.email:
+        transaction.on_commit(lambda: email_notifications(user, created))
+
+
+def email_notifications(user, notifications: list[Notification]) -> None:
+    """The same words as a plain-text email, with links; a mail failure only logs."""
+    site = settings.SITE_URL.rstrip("/")
+    lines = []
+    for notification in notifications:
+        lines.append(notification.text)
+        if notification.conversation_id:
+            path = reverse(
+                "conversation", args=[notification.mailbox_id, notification.conversation_id]
+            )
+            lines.append(site + path)
+        lines.append("")
+    lines.append(f"All your notifications: {site}{reverse('notifications')}")
+    first = notifications[0].text
+    subject = first if len(notifications) == 1 else f"{first} (and {len(notifications) - 1} more)"
+    try:
+        send_mail(
+            " ".join(subject.split())[:200],  # a header: one line
+            "\n".join(lines),
+            None,  # DEFAULT_FROM_EMAIL
+            [user.email],
+        )
+    except Exception as exc:  # noqa: BLE001 — the notification is in Kotak either way
+        log.warning("notification email to user %s failed: %s", user.pk, exc)
 
 
 def mirror_keywords(conversation: Conversation) -> None:

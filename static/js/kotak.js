@@ -232,3 +232,14 @@ function kotakListTop() {
     if (event.target.closest("[data-shortcuts]")) document.getElementById("shortcuts")?.showModal();
   });
 })();
+
+// Small behaviours that would otherwise be inline handlers (the CSP allows no inline script).
+document.addEventListener("click", (event) => {
+  const toggle = event.target.closest(".folders-toggle");
+  if (!toggle) return;
+  const open = document.body.classList.toggle("show-folders");
+  toggle.setAttribute("aria-expanded", String(open));
+});
+document.addEventListener("change", (event) => {
+  if (event.target.matches("[data-autosubmit]")) event.target.form.requestSubmit();
+});
