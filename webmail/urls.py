@@ -2,7 +2,16 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from webmail.web import actions, content, events, folders, mail, mailboxes, team_views
+from webmail.web import (
+    actions,
+    content,
+    conversations,
+    events,
+    folders,
+    mail,
+    mailboxes,
+    team_views,
+)
 
 urlpatterns = [
     path("", mail.home, name="home"),
@@ -142,6 +151,64 @@ urlpatterns = [
         auth_views.PasswordResetCompleteView.as_view(),
         name="password_reset_complete",
     ),
+    path(
+        "mailboxes/<int:mailbox_id>/conversations/<int:conversation_id>/",
+        conversations.conversation_detail,
+        name="conversation",
+    ),
+    path(
+        "mailboxes/<int:mailbox_id>/conversations/<int:conversation_id>/status/",
+        conversations.set_conversation_status,
+        name="conversation_status",
+    ),
+    path(
+        "mailboxes/<int:mailbox_id>/conversations/<int:conversation_id>/snooze/",
+        conversations.snooze_conversation,
+        name="snooze_conversation",
+    ),
+    path(
+        "mailboxes/<int:mailbox_id>/conversations/<int:conversation_id>/assign/",
+        conversations.assign_conversation,
+        name="assign_conversation",
+    ),
+    path(
+        "mailboxes/<int:mailbox_id>/conversations/<int:conversation_id>/take/",
+        conversations.take_conversation,
+        name="take_conversation",
+    ),
+    path(
+        "mailboxes/<int:mailbox_id>/conversations/<int:conversation_id>/notes/",
+        conversations.add_note,
+        name="add_note",
+    ),
+    path(
+        "mailboxes/<int:mailbox_id>/conversations/<int:conversation_id>/notes/<int:note_id>/edit/",
+        conversations.edit_note,
+        name="edit_note",
+    ),
+    path(
+        "mailboxes/<int:mailbox_id>/conversations/<int:conversation_id>/notes/<int:note_id>/delete/",
+        conversations.delete_note,
+        name="delete_note",
+    ),
+    path(
+        "mailboxes/<int:mailbox_id>/conversations/<int:conversation_id>/split/",
+        conversations.split_conversation,
+        name="split_conversation",
+    ),
+    path(
+        "mailboxes/<int:mailbox_id>/conversations/<int:conversation_id>/merge/",
+        conversations.merge_conversation,
+        name="merge_conversation",
+    ),
+    path(
+        "mailboxes/<int:mailbox_id>/conversations/<int:conversation_id>/merge/candidates/",
+        conversations.merge_candidates,
+        name="merge_candidates",
+    ),
+    path("notifications/", conversations.notifications, name="notifications"),
+    path("notifications/bell/", conversations.notification_bell, name="notification_bell"),
+    path("notifications/read/", conversations.read_notifications, name="read_notifications"),
     path("events/", events.events, name="events"),
     path("admin/", admin.site.urls),
 ]
