@@ -150,3 +150,14 @@ def test_status_and_snooze_from_the_page(page, asgi_live_server, mailbox):
     expect(page.locator("#conversation-header")).to_contain_text("Snoozed until")
     expect(page.locator("#conversation-header .status-pill")).to_have_text("Pending")
     assert Conversation.objects.get().snoozed_until is not None
+
+
+def test_the_conversation_page_fits_a_phone(phone_page, asgi_live_server, mailbox, snapshot):
+    from tests.browser.test_first_slice import no_horizontal_scroll
+
+    conversation = question(mailbox)
+    open_conversation(phone_page, asgi_live_server.url, conversation, "alice")
+    expect(phone_page.locator("#notification-bell")).to_be_visible()
+    expect(phone_page.get_by_label("Assign to")).to_be_visible()
+    no_horizontal_scroll(phone_page, 360)
+    snapshot(phone_page, "conversation-phone")
