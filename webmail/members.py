@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
@@ -34,6 +34,8 @@ class Invitation:
     # manager passes set_password_path on, since Kotak sends no mail of its own yet.
     is_new_account: bool
     set_password_path: str = ""
+    # Invited before and not come yet: only the link is new.
+    is_repeat: bool = False
 
 
 def is_pending_invite(user) -> bool:
@@ -59,7 +61,6 @@ def invite(by, mailbox: Mailbox, who: str, role: str) -> Invitation:
         raise TeamError("Enter a username or an email address.")
     users = get_user_model().objects
     user = users.filter(username__iexact=who).first() or users.filter(email__iexact=who).first()
-    created = False
     if user is None:
         try:
             validate_email(who)
@@ -67,18 +68,24 @@ def invite(by, mailbox: Mailbox, who: str, role: str) -> Invitation:
             raise TeamError(
                 f"There is no Kotak user called “{who}”; invite them by email address instead."
             ) from None
-        user = users.create_user(_free_username(who), email=who.lower(), password=None)
-        user.is_active = False
-        user.save(update_fields=["is_active"])
-        created = True
-    existing = Membership.objects.filter(user=user, mailbox=mailbox).first()
+    existing = Membership.objects.filter(user=user, mailbox=mailbox).first() if user else None
     if existing is not None:
         if is_pending_invite(user):
-            return Invitation(existing, True, set_password_path(user))
+            # Asked again for someone who never came: a fresh link, nothing else changes.
+            return Invitation(existing, True, set_password_path(user), is_repeat=True)
         raise TeamError(f"{team.display_name(user)} is already a member of {mailbox.name}.")
-    with transaction.atomic():
-        membership = Membership.objects.create(user=user, mailbox=mailbox, role=role)
-        _audit(by, mailbox, "member_added", user, {"role": role})
+    created = user is None
+    try:
+        with transaction.atomic():
+            if created:
+                user = users.create_user(_free_username(who), email=who.lower(), password=None)
+                user.is_active = False
+                user.save(update_fields=["is_active"])
+            membership = Membership.objects.create(user=user, mailbox=mailbox, role=role)
+            _audit(by, mailbox, "member_added", user, {"role": role})
+    except IntegrityError:
+        # Another manager added them (or took the username) a moment ago.
+        raise TeamError(f"{who} was just added by someone else; see the list.") from None
     pending = created or is_pending_invite(user)
     return Invitation(membership, pending, set_password_path(user) if pending else "")
 

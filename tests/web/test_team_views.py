@@ -465,6 +465,11 @@ def test_inviting_a_new_address_gives_a_one_time_link_to_choose_a_password(clien
     assert link not in members_page  # shown once
     assert "invited" in members_page
 
+    # Asked again before ana came: a fresh link, no second membership.
+    again = invite(client, mailbox, "ana@customer-care.example").content.decode()
+    assert 'id="invite-link-url"' in again and "ana was invited before" in again
+    assert Activity.objects.filter(verb="member_added").count() == 1
+
     visitor = Client()
     form = visitor.get(link, follow=True)
     assert "Choose your password" in form.content.decode()

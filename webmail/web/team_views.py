@@ -589,10 +589,10 @@ INVITE_LINK_KEY = "kotak:invite-link"
 def members(request: HttpRequest, mailbox_id: int) -> HttpResponse:
     """Everyone on the mailbox and their role. All members see it; managers change it."""
     box = get_mailbox_for_user(request.user, mailbox_id)
-    rows = list(
-        Membership.objects.filter(mailbox=box)
-        .select_related("user")
-        .order_by("role", "user__first_name", "user__username")
+    rank = {role: n for n, role in enumerate(Role.values)}  # managers first, viewers last
+    rows = sorted(
+        Membership.objects.filter(mailbox=box).select_related("user"),
+        key=lambda m: (rank.get(m.role, len(rank)), team.display_name(m.user).lower()),
     )
     for m in rows:
         m.name = team.display_name(m.user)
@@ -638,11 +638,11 @@ def invite_member(request: HttpRequest, mailbox_id: int) -> HttpResponse:
         flash.error(request, str(exc))
         return _members_page(box)
     user = invitation.membership.user
-    flash.success(
-        request,
-        f"{team.display_name(user)} is now {invitation.membership.get_role_display().lower()} "
-        f"of {box.name}.",
-    )
+    if invitation.is_repeat:
+        flash.success(request, f"{team.display_name(user)} was invited before: here is a new link.")
+    else:
+        role = invitation.membership.get_role_display().lower()
+        flash.success(request, f"{team.display_name(user)} is now {role} of {box.name}.")
     if invitation.set_password_path:
         request.session[INVITE_LINK_KEY] = {
             "mailbox": box.pk,
