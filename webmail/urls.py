@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from webmail.web import (
+    accounts,
     actions,
     content,
     conversations,
@@ -15,11 +16,7 @@ from webmail.web import (
 
 urlpatterns = [
     path("", mail.home, name="home"),
-    path(
-        "accounts/login/",
-        auth_views.LoginView.as_view(redirect_authenticated_user=True),
-        name="login",
-    ),
+    path("accounts/login/", accounts.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("mailboxes/add/", mailboxes.add_mailbox, name="add_mailbox"),
     path("mailboxes/<int:mailbox_id>/", mail.mailbox, name="mailbox"),

@@ -11,6 +11,58 @@ function kotakListTop() {
   return pane ? pane.scrollTop : window.scrollY;
 }
 
+// Live refreshes with a condition. htmx's trigger filters ("sse:x[expr]") need eval, which the
+// CSP forbids; instead an element with data-live="<event names>" is sent "kotak:live" when one
+// of those server-sent events arrives, unless its data-live-guard says "not now":
+//   list-top     only while the list is scrolled to the top (else "kotak:live-held")
+//   not-editing  not while a field inside it has the focus
+(() => {
+  let source = null;
+  const registered = new Set();
+
+  function liveNames() {
+    const names = new Set();
+    for (const element of document.querySelectorAll("[data-live]")) {
+      for (const name of element.dataset.live.split(/\s+/)) if (name) names.add(name);
+    }
+    return names;
+  }
+
+  function register() {
+    if (!source) return;
+    for (const name of liveNames()) {
+      if (registered.has(name)) continue;
+      registered.add(name);
+      source.addEventListener(name, (event) => deliver(name, event));
+    }
+  }
+
+  function deliver(name, event) {
+    for (const element of document.querySelectorAll("[data-live]")) {
+      if (!element.dataset.live.split(/\s+/).includes(name)) continue;
+      const guard = element.dataset.liveGuard;
+      if (guard === "list-top" && kotakListTop() >= 120) {
+        element.dispatchEvent(
+          new CustomEvent("kotak:live-held", { bubbles: true, detail: { data: event.data } }),
+        );
+        continue;
+      }
+      const focused = document.activeElement;
+      if (guard === "not-editing" && element.contains(focused) && !focused.matches("a, button")) {
+        continue;
+      }
+      htmx.trigger(element, "kotak:live", { data: event.data });
+    }
+  }
+
+  document.addEventListener("htmx:sseOpen", (event) => {
+    source = event.detail.source;
+    registered.clear();
+    register();
+  });
+  document.addEventListener("htmx:afterSettle", register);
+})();
+
 (() => {
   let newCount = 0;
 
@@ -19,12 +71,11 @@ function kotakListTop() {
   }
 
   // A new message while the reader is scrolled down: say so instead of moving the list.
-  document.addEventListener("htmx:sseMessage", (event) => {
-    const list = document.getElementById("message-list");
+  document.addEventListener("kotak:live-held", (event) => {
     const button = marker();
-    if (!list || !button || event.detail.type !== `folder-${list.dataset.folder}`) return;
+    if (!button || event.target.id !== "message-list") return;
     const data = JSON.parse(event.detail.data || "{}");
-    if (data.kind !== "messages_added" || kotakListTop() < 120) return;
+    if (data.kind !== "messages_added") return;
     newCount += (data.messages || []).length || 1;
     button.textContent = `${newCount} new message${newCount === 1 ? "" : "s"} — show`;
     button.hidden = false;

@@ -104,7 +104,7 @@ def test_a_note_with_a_mention_reaches_the_teammate(
     bob = page
     open_conversation(bob, base, conversation, "bob")
 
-    box = bob.get_by_label("Internal note")
+    box = bob.get_by_role("textbox", name=re.compile("Internal note"))
     box.fill("Checked the logs. ")
     box.press_sequentially("@al")
     menu = bob.get_by_role("listbox", name="Mention")

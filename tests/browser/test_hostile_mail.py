@@ -95,7 +95,7 @@ def test_no_hostile_message_runs_anything_or_calls_out(page, asgi_live_server, m
     # An attached message, opened.
     forwarded = mailbox.messages.get(uid=uids["attached_message_hostile"])
     page.goto(base + forwarded.get_absolute_url())
-    page.get_by_role("link", name="Open").click()
+    page.get_by_role("link", name="Open", exact=True).click()
     expect(page.get_by_role("heading", name="<script>alert(1)</script> inner")).to_be_visible()
     expect(page.frame_locator("iframe.message-body-frame").get_by_text("Inner")).to_be_visible()
     page.wait_for_timeout(150)
