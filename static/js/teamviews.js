@@ -42,6 +42,11 @@
     updateCount();
   });
 
+  // The one-time set-password link: one click selects it for copying.
+  document.addEventListener("focusin", (event) => {
+    if (event.target.matches("[data-select-on-focus]")) event.target.select();
+  });
+
   document.addEventListener("submit", (event) => {
     const form = event.target.closest("form[data-confirm]");
     if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
