@@ -58,6 +58,15 @@ def require(user, mailbox: Mailbox, *roles: str) -> str:
     return role
 
 
+def _one_mailbox(conversations: list[Conversation]) -> Mailbox:
+    """The mailbox all these conversations are in; a mix is refused, so that a permission
+    checked on one mailbox can never cover another's conversations."""
+    mailboxes = {c.mailbox_id for c in conversations}
+    if len(mailboxes) != 1:
+        raise TeamError("Act on the conversations of one mailbox at a time.")
+    return conversations[0].mailbox
+
+
 def members(mailbox: Mailbox, roles: Iterable[str] = (Role.MANAGER, Role.AGENT)):
     """Users who can be assigned (managers and agents) — viewers cannot work conversations."""
     return (
@@ -76,7 +85,7 @@ def assign(user, conversations: Iterable[Conversation], assignee) -> int:
     conversations = list(conversations)
     if not conversations:
         return 0
-    mailbox = conversations[0].mailbox
+    mailbox = _one_mailbox(conversations)
     require(user, mailbox, Role.MANAGER)
     if assignee is not None and not members(mailbox).filter(pk=assignee.pk).exists():
         raise TeamError(f"{display_name(assignee)} is not an agent or manager of this mailbox.")
@@ -146,7 +155,7 @@ def set_status(user, conversations: Iterable[Conversation], status: str) -> int:
         return 0
     if status not in Status.values:
         raise TeamError(f"Unknown status “{status}”.")
-    require(user, conversations[0].mailbox, Role.MANAGER, Role.AGENT)
+    require(user, _one_mailbox(conversations), Role.MANAGER, Role.AGENT)
     changed = [c for c in conversations if c.status != status or c.snoozed_until]
     now = timezone.now()
     with transaction.atomic():
@@ -173,7 +182,7 @@ def snooze(user, conversations: Iterable[Conversation], until: datetime) -> int:
         return 0
     if until <= timezone.now():
         raise TeamError("Snooze until a time in the future.")
-    require(user, conversations[0].mailbox, Role.MANAGER, Role.AGENT)
+    require(user, _one_mailbox(conversations), Role.MANAGER, Role.AGENT)
     now = timezone.now()
     with transaction.atomic():
         for conversation in conversations:

@@ -181,3 +181,19 @@ def test_a_hostile_references_header_is_bounded(mailbox):
     sync_mailbox(mailbox)
     conversation = conversation_of("Many refs")
     assert conversation.refs.count() <= 100
+
+
+def test_team_operations_refuse_a_mix_of_mailboxes(mailbox, alice, imap_account, charlie):
+    from tests.conftest import connect_mailbox
+
+    deliver(mailbox, "Ours", message_id="<o@x>")
+    sync_mailbox(mailbox)
+    other = connect_mailbox(imap_account, manager=charlie, team_name="Other", name="Other")
+    theirs = Conversation.objects.create(mailbox=other, subject="Theirs")
+    ours = conversation_of("Ours")
+    with pytest.raises(team.TeamError, match="one mailbox at a time"):
+        team.set_status(alice, [ours, theirs], Conversation.Status.CLOSED)
+    with pytest.raises(team.TeamError):
+        team.assign(alice, [ours, theirs], None)
+    theirs.refresh_from_db()
+    assert theirs.status == Conversation.Status.OPEN
