@@ -294,6 +294,25 @@ LIVE_POLL_INTERVAL = float(env_str("LIVE_POLL_INTERVAL", "0.5"))
 
 # Also email assignments and @mentions (plain text, from DEFAULT_FROM_EMAIL) besides the bell.
 NOTIFY_BY_EMAIL = env_bool("NOTIFY_BY_EMAIL", False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "kotak@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Django's own mail (notifications, password links) goes through this server. It is not the
+# mailboxes' SMTP servers, which each mailbox sets in its answering settings. MAILERS (Django
+# 6.1) instead of the deprecated EMAIL_* settings; the environment keeps the familiar names.
+MAILERS = {
+    "default": {
+        "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "OPTIONS": {
+            "host": env_str("EMAIL_HOST", "localhost"),
+            "port": env_int("EMAIL_PORT", 25),
+            "username": env_str("EMAIL_HOST_USER"),
+            "password": env_secret("EMAIL_HOST_PASSWORD"),
+            "use_tls": env_bool("EMAIL_USE_TLS", False),
+            "use_ssl": env_bool("EMAIL_USE_SSL", False),
+            "timeout": env_int("EMAIL_TIMEOUT", 10),
+        },
+    }
+}
 
 # --- Logging --------------------------------------------------------------------------------
 
