@@ -7,17 +7,25 @@ Every value a user typed is checked before it can reach a header: CR, LF and NUL
 
 from __future__ import annotations
 
+import mimetypes
 import re
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, getaddresses, make_msgid
+from html.parser import HTMLParser
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.utils import timezone
 
-from webmail.models import Mailbox, Membership, Message, OutgoingMessage
+from webmail.models import (
+    Mailbox,
+    Membership,
+    Message,
+    OutgoingAttachment,
+    OutgoingMessage,
+)
 
 FORBIDDEN = re.compile(r"[\r\n\x00]")
 _REPLY = re.compile(r"^\s*(re|aw|sv|antw)\s*:", re.IGNORECASE)
@@ -242,3 +250,171 @@ def _address(name: str, address: str) -> Address:
         return Address(display_name=name, addr_spec=address)
     except (ValueError, IndexError) as exc:
         raise ComposeError(f"“{address}” is not a valid email address.") from exc
+
+
+# -- what the compose screen hands in -----------------------------------------------------------
+
+PLACEHOLDERS = ("{customer_name}", "{customer_email}", "{agent_name}", "{mailbox_name}")
+
+
+def fill_placeholders(body: str, outgoing: OutgoingMessage, user) -> str:
+    """A saved reply with {customer_name}, {customer_email}, {agent_name} and {mailbox_name}
+    filled in for this message. Other braces are left alone (no str.format)."""
+    name, address = _customer(outgoing)
+    agent = (user.get_full_name() or user.get_username()) if user else ""
+    values = {
+        "{customer_name}": name or address.partition("@")[0] or "there",
+        "{customer_email}": address,
+        "{agent_name}": agent,
+        "{mailbox_name}": outgoing.mailbox.from_name or outgoing.mailbox.name,
+    }
+    for placeholder, value in values.items():
+        body = body.replace(placeholder, value)
+    return body
+
+
+def _customer(outgoing: OutgoingMessage) -> tuple[str, str]:
+    """Whom the message answers: its first recipient, else the sender of the original."""
+    if outgoing.to:
+        name, address = outgoing.to[0]
+        return name, address
+    source = outgoing.source
+    if source is not None:
+        return source.from_name, source.from_address
+    return "", ""
+
+
+def clean_rich_html(html: str) -> str:
+    """Rich text from the editor, through the same allowlist as mail we display."""
+    from webmail.mail.sanitize import sanitize_html
+
+    return sanitize_html(html or "").html.strip()
+
+
+class _PlainText(HTMLParser):
+    """The plain-text part of a rich message: paragraphs, line breaks, "- " list items, links
+    as "text <url>", and "> " before quoted lines."""
+
+    BLOCKS = frozenset({"p", "div", "ul", "ol", "blockquote", "pre", "h1", "h2", "h3", "hr"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.lines: list[str] = [""]
+        self.quote = 0
+        self.href: list[str] = []
+
+    def _break(self) -> None:
+        if self.lines[-1].strip(" >"):
+            self.lines.append("")
+
+    def handle_starttag(self, tag: str, attrs) -> None:
+        if tag == "br":
+            self.lines.append("")
+        elif tag == "li":
+            self._break()
+            self.lines[-1] = "> " * self.quote + "- "
+        elif tag in self.BLOCKS:
+            self._break()
+            if tag == "blockquote":
+                self.quote += 1
+        elif tag == "a":
+            self.href.append(dict(attrs).get("href") or "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "p":
+            self._break()
+            self.lines.append("")  # a blank line between paragraphs
+        elif tag == "blockquote" and self.quote:
+            self._break()
+            self.quote -= 1
+        elif tag in self.BLOCKS or tag == "li":
+            self._break()
+        elif tag == "a" and self.href:
+            href = self.href.pop()
+            if href.startswith(("http:", "https:")) and href not in self.lines[-1]:
+                self.lines[-1] += f" <{href}>"
+
+    def handle_data(self, data: str) -> None:
+        data = re.sub(r"\s+", " ", data)
+        if not self.lines[-1]:
+            data = data.lstrip()
+            if not data:
+                return
+            self.lines[-1] = "> " * self.quote
+        self.lines[-1] += data
+
+
+def rich_to_plain(html: str) -> str:
+    """The text/plain alternative of a rich message (always sent along)."""
+    parser = _PlainText()
+    parser.feed(html or "")
+    parser.close()
+    # "-- " keeps its space: it marks the signature (RFC 3676 §4.3).
+    text = "\n".join(line if line == "-- " else line.rstrip() for line in parser.lines)
+    return re.sub(r"\n{3,}", "\n\n", text).strip("\n") + "\n"
+
+
+def clean_body(text: str) -> str:
+    """Typed text as it will be sent: line ends normalised, NUL and other controls removed."""
+    text = (text or "").replace("\r\n", "\n").replace("\r", "\n")
+    return _CONTROL.sub("", text)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SAFE_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
+
+
+def max_attachment_bytes() -> int:
+    return settings.COMPOSE_MAX_ATTACHMENT_MB * 1024 * 1024
+
+
+def attach(outgoing: OutgoingMessage, uploads) -> list[OutgoingAttachment]:
+    """Store uploaded files with the draft, all or none: the message's attachments together
+    stay within COMPOSE_MAX_ATTACHMENT_MB. `uploads`: Django UploadedFiles (name, size,
+    content_type, read()); sizes are checked before anything is read."""
+    limit = max_attachment_bytes()
+    current = sum(a.size for a in outgoing.attachments.all())
+    adding = sum(upload.size for upload in uploads)
+    if current + adding > limit:
+        raise ComposeError(
+            f"Attachments are limited to {settings.COMPOSE_MAX_ATTACHMENT_MB} MB per message; "
+            f"with {'this file' if len(uploads) == 1 else 'these files'} it would be "
+            f"{_megabytes(current + adding)}. Nothing was added."
+        )
+    added = []
+    for upload in uploads:
+        filename = safe_filename(upload.name)
+        data = upload.read()
+        added.append(
+            OutgoingAttachment(
+                outgoing=outgoing,
+                content=data,
+                filename=filename,
+                content_type=_content_type(filename, getattr(upload, "content_type", "")),
+                size=len(data),
+            )
+        )
+    return OutgoingAttachment.objects.bulk_create(added)
+
+
+def safe_filename(name: str) -> str:
+    """A file name fit for a MIME header: no path, no control characters, not too long."""
+    name = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = _CONTROL.sub("", name.replace("\r", "").replace("\n", "").replace("\x00", ""))
+    name = name.strip().strip(".") or "attachment"
+    stem, dot, extension = name.rpartition(".")
+    if len(name) > 200:
+        name = (stem[: 190 - len(extension)] + dot + extension) if dot else name[:200]
+    return name
+
+
+def _content_type(filename: str, declared: str) -> str:
+    guessed, _ = mimetypes.guess_type(filename, strict=False)
+    for candidate in (guessed, (declared or "").lower().strip()):
+        if candidate and _SAFE_TYPE.match(candidate):
+            return candidate
+    return "application/octet-stream"
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MB"

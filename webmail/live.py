@@ -84,7 +84,7 @@ def event_names(change: Change) -> list[str]:
             names += [f"message-{pk}" for pk in change.message_ids[:MESSAGE_EVENTS_MAX]]
     if change.kind in {"folders", "folder", "folder_counts", "folder_reset"}:
         names.append("folders")
-    if change.kind in {"conversation", "note"} and change.conversation_id:
+    if change.kind in {"conversation", "note", "outgoing"} and change.conversation_id:
         names.append(f"conversation-{change.conversation_id}")
     if change.kind in {"conversation", "messages_added", "messages_removed", "folder_reset"}:
         # Team views (Unassigned, Mine …) and their counts.

@@ -129,6 +129,19 @@ def undo(outgoing: OutgoingMessage) -> bool:
     return bool(taken)
 
 
+def reopen(outgoing: OutgoingMessage) -> bool:
+    """A refused message back to a draft, to correct and send again. Never one whose fate is
+    unknown (uncertain): it may have left, and editing it would hide that."""
+    with transaction.atomic():
+        taken = OutgoingMessage.objects.filter(pk=outgoing.pk, state=State.FAILED).update(
+            state=State.DRAFT, send_at=None, updated_at=timezone.now()
+        )
+        if taken:
+            outgoing.refresh_from_db()
+            _changed(outgoing)
+    return bool(taken)
+
+
 def send_due(mailbox_id: int | None = None) -> int:
     """Send every queued message whose undo window is over. Returns how many left."""
     mark_stale()

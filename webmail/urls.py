@@ -5,6 +5,8 @@ from django.urls import path
 from webmail.web import (
     accounts,
     actions,
+    answering,
+    compose,
     content,
     conversations,
     events,
@@ -202,6 +204,79 @@ urlpatterns = [
         "mailboxes/<int:mailbox_id>/conversations/<int:conversation_id>/merge/candidates/",
         conversations.merge_candidates,
         name="merge_candidates",
+    ),
+    path(
+        "mailboxes/<int:mailbox_id>/messages/<int:message_id>/compose/<slug:kind>/",
+        compose.start_compose,
+        name="start_compose",
+    ),
+    path("mailboxes/<int:mailbox_id>/compose/new/", compose.new_message, name="new_message"),
+    path(
+        "mailboxes/<int:mailbox_id>/compose/<int:outgoing_id>/",
+        compose.compose_page,
+        name="compose",
+    ),
+    path(
+        "mailboxes/<int:mailbox_id>/compose/<int:outgoing_id>/save/",
+        compose.save_draft,
+        name="save_draft",
+    ),
+    path("mailboxes/<int:mailbox_id>/compose/<int:outgoing_id>/send/", compose.send, name="send"),
+    path(
+        "mailboxes/<int:mailbox_id>/compose/<int:outgoing_id>/discard/",
+        compose.discard,
+        name="discard_outgoing",
+    ),
+    path(
+        "mailboxes/<int:mailbox_id>/compose/<int:outgoing_id>/undo/",
+        compose.undo_send,
+        name="undo_send",
+    ),
+    path(
+        "mailboxes/<int:mailbox_id>/compose/<int:outgoing_id>/retry/",
+        compose.retry_send,
+        name="retry_send",
+    ),
+    path(
+        "mailboxes/<int:mailbox_id>/compose/<int:outgoing_id>/edit/",
+        compose.edit_failed,
+        name="edit_failed",
+    ),
+    path(
+        "mailboxes/<int:mailbox_id>/compose/<int:outgoing_id>/attachments/",
+        compose.upload_attachments,
+        name="upload_attachments",
+    ),
+    path(
+        "mailboxes/<int:mailbox_id>/compose/<int:outgoing_id>/attachments/<int:attachment_id>/remove/",
+        compose.remove_attachment,
+        name="remove_attachment",
+    ),
+    path("mailboxes/<int:mailbox_id>/drafts/", compose.drafts, name="drafts"),
+    path(
+        "mailboxes/<int:mailbox_id>/settings/answering/",
+        answering.answering_settings,
+        name="answering_settings",
+    ),
+    path(
+        "mailboxes/<int:mailbox_id>/settings/me/",
+        answering.my_settings,
+        name="my_settings",
+    ),
+    path(
+        "mailboxes/<int:mailbox_id>/saved-replies/",
+        answering.saved_replies,
+        name="saved_replies",
+    ),
+    path(
+        "mailboxes/<int:mailbox_id>/saved-replies/<int:reply_id>/",
+        answering.edit_saved_reply,
+        name="edit_saved_reply",
+    ),
+    path(
+        "mailboxes/<int:mailbox_id>/saved-replies/<int:reply_id>/delete/",
+        answering.delete_saved_reply,
+        name="delete_saved_reply",
     ),
     path("notifications/", conversations.notifications, name="notifications"),
     path("notifications/bell/", conversations.notification_bell, name="notification_bell"),

@@ -37,9 +37,16 @@ from webmail.models import (
     Message,
     Note,
     Notification,
+    OutgoingMessage,
     Role,
 )
-from webmail.web.mail import _folder_tree, _latest_change_id, _viewers
+from webmail.web.mail import (
+    PRESENCE_IDS_MAX,
+    _folder_tree,
+    _latest_change_id,
+    _replying,
+    _viewers,
+)
 
 WORKING_ROLES = (Role.MANAGER, Role.AGENT)
 # Verbs the timeline shows in another form (the note itself, "edited" on it).
@@ -60,11 +67,12 @@ _SEEN = re.compile(r"^(\d+)-(\d+)$")
 
 @dataclass
 class Entry:
-    """One line of the timeline: a message, a note or an audit event."""
+    """One line of the timeline: a message, a note, an audit event, or a message of ours on its
+    way (queued, sending, sent but not yet filed in Sent, failed, uncertain)."""
 
     kind: str
     at: datetime
-    item: Message | Note | Activity
+    item: Message | Note | Activity | OutgoingMessage
     is_new: bool = False
     text: str = ""
     link: str = ""
@@ -131,6 +139,10 @@ def conversation_detail(
         # page and on this one see each other.
         "message_id": newest.pk if newest else None,
         "viewers": _viewers(box, newest.pk, request.user) if newest else [],
+        # Teammates answering any message of the conversation ("bob is replying").
+        "presence_conversation": current.pk,
+        "presence_ids": context["presence_ids"],
+        "replying": _replying(box, context["presence_ids"], request.user),
     }
     return render(request, "webmail/conversation.html", context)
 
@@ -169,7 +181,17 @@ def _context(request: HttpRequest, box: Mailbox, current: Conversation) -> dict:
     for activity in history:
         text, link = describe(activity, box)
         entries.append(Entry("activity", activity.created_at, activity, text=text, link=link))
-    order = {"message": 0, "note": 1, "activity": 2}
+    outgoing, drafts = _outgoing(box, current, mails)
+    for message in outgoing:
+        entries.append(
+            Entry(
+                "outgoing",
+                message.sent_at or message.send_at or message.updated_at,
+                message,
+                author=team.display_name(message.author) if message.author else "A former member",
+            )
+        )
+    order = {"message": 0, "outgoing": 0, "note": 1, "activity": 2}
     entries.sort(key=lambda e: (e.at, order[e.kind], e.item.pk))
     message_entries = [e for e in entries if e.kind == "message"]
     for entry in message_entries:
@@ -208,9 +230,29 @@ def _context(request: HttpRequest, box: Mailbox, current: Conversation) -> dict:
         "acknowledge_url": f"{url}?seen={marker[0]}-{marker[1]}",
         "new_entries": new,
         "new_summary": _new_summary(new),
+        "drafts": drafts,
+        "presence_ids": [m.pk for m in sorted(mails, key=lambda m: (m.internal_date, m.pk))][
+            -PRESENCE_IDS_MAX:
+        ],
         "snooze_presets": _snooze_presets(now),
         "snooze_min": now.strftime("%Y-%m-%dT%H:%M"),
     }
+
+
+def _outgoing(
+    box: Mailbox, current: Conversation, mails: list[Message]
+) -> tuple[list[OutgoingMessage], list[OutgoingMessage]]:
+    """(our messages on their way, drafts). A sent one whose copy has been synced from Sent
+    is an ordinary message of the timeline by then: it is not shown twice."""
+    rows = list(current.outgoing.select_related("author").order_by("created_at", "pk"))
+    drafts = [o for o in rows if o.state == OutgoingMessage.State.DRAFT]
+    others = [o for o in rows if o.state != OutgoingMessage.State.DRAFT]
+    shown = {m.message_id for m in mails}
+    candidates = [o.message_id for o in others if o.message_id not in shown]
+    filed = shown | set(
+        box.messages.filter(message_id__in=candidates).values_list("message_id", flat=True)
+    )
+    return [o for o in others if o.message_id not in filed], drafts
 
 
 def _stamp(message: Message) -> int:

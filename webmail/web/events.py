@@ -1,4 +1,5 @@
-"""The server-sent event stream: /events/?mailbox=N[&mailbox=M][&viewing=MESSAGE_ID].
+"""The server-sent event stream: /events/?mailbox=N[&mailbox=M][&viewing=MESSAGE_ID]
+[&activity=replying].
 
 One hub per event loop reads new change-log rows once and fans them out to every open stream
 of this process, woken by a Redis nudge (LIVE_BACKEND=redis) or by polling the log. A stream
@@ -154,7 +155,14 @@ def _still_member(user, mailbox_ids: frozenset[int]) -> bool:
 
 
 @database
-def _set_presence(user, mailbox_ids, message_id: int | None, stream: str, present: bool) -> None:
+def _set_presence(
+    user,
+    mailbox_ids,
+    message_id: int | None,
+    stream: str,
+    present: bool,
+    activity: str = Presence.Activity.VIEWING,
+) -> None:
     if message_id is None:
         return
     if not present:
@@ -173,6 +181,7 @@ def _set_presence(user, mailbox_ids, message_id: int | None, stream: str, presen
             "mailbox_id": message.mailbox_id,
             "user": user,
             "message_id": message.pk,
+            "activity": activity,
             "expires_at": timezone.now() + PRESENCE_TTL,
         },
     )
@@ -198,15 +207,26 @@ async def events(request: HttpRequest) -> HttpResponse:
     await sync_to_async(connections.close_all)()
     viewing = request.GET.get("viewing", "")
     message_id = int(viewing) if viewing.isdigit() else None
+    # The compose page says "replying" about the message it answers; every other page "viewing".
+    activity = request.GET.get("activity", "")
+    if activity not in Presence.Activity.values:
+        activity = Presence.Activity.VIEWING
     response = StreamingHttpResponse(
-        _stream(user, mailbox_ids, last_id, message_id), content_type="text/event-stream"
+        _stream(user, mailbox_ids, last_id, message_id, activity),
+        content_type="text/event-stream",
     )
     response["Cache-Control"] = "no-cache, no-transform"
     response["X-Accel-Buffering"] = "no"  # nginx: pass events through as they come
     return response
 
 
-async def _stream(user, mailbox_ids: frozenset[int], last_id: int, message_id: int | None):
+async def _stream(
+    user,
+    mailbox_ids: frozenset[int],
+    last_id: int,
+    message_id: int | None,
+    activity: str = Presence.Activity.VIEWING,
+):
     stream_id = secrets.token_hex(8)
     the_hub = hub()
     queue = the_hub.subscribe(mailbox_ids, await _latest_change_id())
@@ -220,7 +240,7 @@ async def _stream(user, mailbox_ids: frozenset[int], last_id: int, message_id: i
                 yield live.format_events(change)
             if len(missed) < BATCH:
                 break
-        await _set_presence(user, mailbox_ids, message_id, stream_id, True)
+        await _set_presence(user, mailbox_ids, message_id, stream_id, True, activity)
         last_beat = last_check = time.monotonic()
         while True:
             try:
@@ -233,7 +253,7 @@ async def _stream(user, mailbox_ids: frozenset[int], last_id: int, message_id: i
             now = time.monotonic()
             if now - last_beat >= HEARTBEAT:
                 last_beat = now
-                await _set_presence(user, mailbox_ids, message_id, stream_id, True)
+                await _set_presence(user, mailbox_ids, message_id, stream_id, True, activity)
                 yield ": heartbeat\n\n"
             if now - last_check >= MEMBERSHIP_RECHECK:
                 last_check = now

@@ -79,23 +79,57 @@ def folder_tree(request: HttpRequest, mailbox_id: int) -> HttpResponse:
 @login_required
 @require_GET
 def message_presence(request: HttpRequest, mailbox_id: int, message_id: int) -> HttpResponse:
-    """Who else has this message open right now."""
+    """Who else has this message open right now, and who is answering it.
+
+    With ?conversation=N (the conversation page): who is answering any of its messages."""
     box = get_mailbox_for_user(request.user, mailbox_id)
-    viewers = _viewers(box, message_id, request.user)
-    return render(
-        request,
-        "webmail/message.html#presence",
-        {"mailbox": box, "message_id": message_id, "viewers": viewers},
-    )
+    context = {"mailbox": box, "message_id": message_id}
+    conversation = request.GET.get("conversation", "")
+    ids = [message_id]
+    if conversation.isdigit() and box.conversations.filter(pk=int(conversation)).exists():
+        ids = presence_ids(box.messages.filter(conversation_id=int(conversation)))
+        context |= {"presence_conversation": int(conversation), "presence_ids": ids}
+    context |= {
+        "viewers": _viewers(box, message_id, request.user),
+        "replying": _replying(box, ids, request.user),
+    }
+    return render(request, "webmail/message.html#presence", context)
 
 
-def _viewers(box: Mailbox, message_id: int, user) -> list[str]:
+# A conversation page listens for the presence events of this many of its newest messages.
+PRESENCE_IDS_MAX = 50
+
+
+def presence_ids(messages) -> list[int]:
+    """The messages whose presence events a conversation page follows (the newest ones)."""
+    rows = messages.filter(pending_removal=False).order_by("-internal_date", "-pk")
+    return list(rows.values_list("pk", flat=True)[:PRESENCE_IDS_MAX])
+
+
+def _present(box: Mailbox, message_ids: list[int], user, activity: str) -> list[str]:
     others = (
-        Presence.objects.filter(mailbox=box, message_id=message_id, expires_at__gt=timezone.now())
+        Presence.objects.filter(
+            mailbox=box,
+            message_id__in=message_ids,
+            activity=activity,
+            expires_at__gt=timezone.now(),
+        )
         .exclude(user=user)
         .select_related("user")
     )
     return sorted({p.user.get_full_name() or p.user.get_username() for p in others})
+
+
+def _viewers(box: Mailbox, message_id: int, user) -> list[str]:
+    """Who else has the message open (those answering it are named by _replying instead)."""
+    replying = set(_replying(box, [message_id], user))
+    viewing = _present(box, [message_id], user, Presence.Activity.VIEWING)
+    return [name for name in viewing if name not in replying]
+
+
+def _replying(box: Mailbox, message_ids: list[int], user) -> list[str]:
+    """Who else has a compose page open answering one of these messages."""
+    return _present(box, message_ids, user, Presence.Activity.REPLYING)
 
 
 @login_required
@@ -281,6 +315,7 @@ def message(request: HttpRequest, mailbox_id: int, message_id: int) -> HttpRespo
         "message": msg,
         "message_id": msg.pk,
         "viewers": _viewers(msg.mailbox, msg.pk, request.user),
+        "replying": _replying(msg.mailbox, [msg.pk], request.user),
         "body": body,
         "body_error": error,
         **body_context(request, msg, body),
