@@ -31,6 +31,7 @@ from webmail.models import (
     SavedReply,
 )
 from webmail.sync.mailbox import sync_mailbox
+from webmail.web import compose as compose_views
 
 pytestmark = [pytest.mark.django_db, pytest.mark.imap]
 
@@ -507,6 +508,40 @@ def test_a_draft_survives_a_closed_browser(client, question, bob):
     assert client.post(start_url(question)).url == url(reply)
     assert OutgoingMessage.objects.count() == 1
     assert "Half a thought" in client.get(url(reply)).content.decode()
+
+
+def test_a_draft_filed_in_drafts_shows_as_a_draft_not_as_news(
+    client, question, alice, bob, settings
+):
+    settings.DRAFT_FILE_DELAY = 0
+    settings.SEND_UNDO_SECONDS = 60
+    mailbox = question.mailbox
+    client.force_login(alice)
+    conversation_url = reverse("conversation", args=[mailbox.pk, question.conversation_id])
+    seen = re.search(r"\?seen=([\d-]+)", client.get(conversation_url).content.decode())[1]
+    alices = compose.start(alice, mailbox, Kind.REPLY, question)
+    page = client.get(url(alices)).content.decode()
+    alices_seen = re.search(r'name="seen" value="([\d-]+)"', page)[1]
+
+    client.force_login(bob)
+    reply = start_reply(client, question)
+    client.post(url(reply, "save_draft"), fields(reply, text="Draft in Drafts"), **HTMX)
+    apply_now(mailbox)
+    sync_mailbox(mailbox)
+    copy = Message.objects.get(message_id=reply.message_id)
+    assert copy.is_draft and copy.conversation_id == question.conversation_id
+
+    client.force_login(alice)
+    html = client.get(f"{conversation_url}?seen={seen}").content.decode()
+    assert f'id="message-{copy.pk}"' not in html
+    assert "since you opened this page" not in html
+    assert "bob has a draft reply here." in html
+    assert compose_views.news_since(alices, alices_seen, alice) == ""
+
+    client.force_login(bob)
+    client.post(url(reply, "send"), fields(reply, text="Draft in Drafts"), **HTMX)
+    html = client.get(conversation_url).content.decode()
+    assert f'id="outgoing-{reply.pk}"' in html and "Queued" in html
 
 
 def test_discarding_a_draft_goes_back_to_the_conversation(client, question, bob):

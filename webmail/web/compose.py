@@ -388,7 +388,12 @@ def _seen_marker(outgoing: OutgoingMessage) -> str:
     conversation = outgoing.conversation
     if conversation is None:
         return f"0-0-{opened}"
-    mails = list(conversation.messages.filter(pending_removal=False).only("internal_date"))
+    # Copies of our own messages (a draft filed in Drafts) are not what the page is about.
+    mails = list(
+        conversation.messages.filter(pending_removal=False)
+        .exclude(message_id__in=conversation.outgoing.values("message_id"))
+        .only("internal_date")
+    )
     notes = list(conversation.notes.only("pk"))
     newest, note = _marker(mails, notes)
     return f"{newest}-{note}-{opened}"
@@ -409,14 +414,15 @@ def news_since(outgoing: OutgoingMessage, seen: str, user) -> str:
     if conversation is None or marker is None:
         return ""
     newest, note, opened = marker
-    # Our own earlier answers are not news to us.
-    own_ids = conversation.outgoing.filter(author=user).values("message_id")
+    # Copies of answers sent from Kotak (ours are not news; teammates' are counted below as
+    # replies, and their drafts filed in Drafts are not news at all).
+    answers = conversation.outgoing.values("message_id")
     arrived = (
         conversation.messages.filter(
             pending_removal=False,
             internal_date__gte=datetime.fromtimestamp(newest + 1, UTC),
         )
-        .exclude(message_id__in=own_ids)
+        .exclude(message_id__in=answers)
         .values("message_id")
         .distinct()
         .count()

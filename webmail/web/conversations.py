@@ -150,11 +150,16 @@ def conversation_detail(
 def _context(request: HttpRequest, box: Mailbox, current: Conversation) -> dict:
     user = request.user
     role = box.role_of(user)
-    mails = list(
-        current.messages.filter(pending_removal=False)
+    ours = list(current.outgoing.select_related("author").order_by("created_at", "pk"))
+    # Kotak's own copies of drafts in the Drafts folder: the draft shows as a draft instead.
+    draft_copies = {o.message_id for o in ours}
+    mails = [
+        m
+        for m in current.messages.filter(pending_removal=False)
         .select_related("folder")
         .order_by("internal_date", "uid")
-    )
+        if not (m.is_draft and m.message_id in draft_copies)
+    ]
     notes = list(current.notes.select_related("author").order_by("created_at", "pk"))
     history = list(
         current.activities.exclude(verb__in=SHOWN_ELSEWHERE)
@@ -181,7 +186,7 @@ def _context(request: HttpRequest, box: Mailbox, current: Conversation) -> dict:
     for activity in history:
         text, link = describe(activity, box)
         entries.append(Entry("activity", activity.created_at, activity, text=text, link=link))
-    outgoing, drafts = _outgoing(box, current, mails)
+    outgoing, drafts = _outgoing(box, ours, mails)
     for message in outgoing:
         entries.append(
             Entry(
@@ -240,17 +245,19 @@ def _context(request: HttpRequest, box: Mailbox, current: Conversation) -> dict:
 
 
 def _outgoing(
-    box: Mailbox, current: Conversation, mails: list[Message]
+    box: Mailbox, rows: list[OutgoingMessage], mails: list[Message]
 ) -> tuple[list[OutgoingMessage], list[OutgoingMessage]]:
     """(our messages on their way, drafts). A sent one whose copy has been synced from Sent
-    is an ordinary message of the timeline by then: it is not shown twice."""
-    rows = list(current.outgoing.select_related("author").order_by("created_at", "pk"))
+    is an ordinary message of the timeline by then: it is not shown twice. (A copy in Drafts,
+    flagged \\Draft, is not that: the message may still be queued or refused.)"""
     drafts = [o for o in rows if o.state == OutgoingMessage.State.DRAFT]
     others = [o for o in rows if o.state != OutgoingMessage.State.DRAFT]
-    shown = {m.message_id for m in mails}
+    shown = {m.message_id for m in mails if not m.is_draft}
     candidates = [o.message_id for o in others if o.message_id not in shown]
     filed = shown | set(
-        box.messages.filter(message_id__in=candidates).values_list("message_id", flat=True)
+        box.messages.filter(message_id__in=candidates, is_draft=False).values_list(
+            "message_id", flat=True
+        )
     )
     return [o for o in others if o.message_id not in filed], drafts
 
