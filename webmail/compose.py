@@ -373,7 +373,7 @@ def attach(outgoing: OutgoingMessage, uploads) -> list[OutgoingAttachment]:
     stay within COMPOSE_MAX_ATTACHMENT_MB. `uploads`: Django UploadedFiles (name, size,
     content_type, read()); sizes are checked before anything is read."""
     limit = max_attachment_bytes()
-    current = sum(a.size for a in outgoing.attachments.all())
+    current = sum(outgoing.attachments.values_list("size", flat=True))
     adding = sum(upload.size for upload in uploads)
     if current + adding > limit:
         raise ComposeError(

@@ -110,8 +110,10 @@ def queue(outgoing: OutgoingMessage, delay: float | None = None) -> OutgoingMess
         outgoing.state = State.QUEUED
         outgoing.send_at = now + timedelta(seconds=delay)
         outgoing.last_error = ""
+        # A person sends (or retries): a fresh round of automatic retries.
+        outgoing.attempts = 0
         outgoing.updated_at = now
-        outgoing.save(update_fields=["state", "send_at", "last_error", "updated_at"])
+        outgoing.save(update_fields=["state", "send_at", "last_error", "attempts", "updated_at"])
         _changed(outgoing)
         transaction.on_commit(lambda: _enqueue(outgoing.mailbox_id, delay + 0.5))
     return outgoing

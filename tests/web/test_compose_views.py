@@ -391,6 +391,21 @@ def test_a_refused_message_shows_why_on_the_conversation_and_retry_sends_it(
     assert len(mailbox.smtp.received) == 1
 
 
+def test_a_retry_after_giving_up_gets_a_fresh_round_of_attempts(
+    client, question, bob, send_at_once
+):
+    reply = compose.start(bob, question.mailbox, Kind.REPLY, question)
+    OutgoingMessage.objects.filter(pk=reply.pk).update(
+        state=State.FAILED, attempts=10, last_error="Gave up after 10 attempts: 451 busy"
+    )
+    question.mailbox.smtp.faults.fail_data = 1  # busy once more
+    client.force_login(bob)
+    send_at_once(client, url(reply, "retry_send"), {}, **HTMX)
+    retried = fresh(reply)
+    assert (retried.state, retried.attempts) == (State.QUEUED, 1)
+    assert "451" in retried.last_error
+
+
 def test_a_refused_message_can_be_corrected_by_its_author(client, question, bob, send_at_once):
     question.mailbox.smtp.faults.refuse = {"carla@customer.example"}
     client.force_login(bob)
