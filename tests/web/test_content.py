@@ -189,7 +189,7 @@ def test_an_agent_can_always_show_images_from_a_sender(client, mailbox, bob):
 def test_trusting_a_sender_needs_a_post_and_an_acting_role(client, mailbox, vera, charlie):
     message = deliver(mailbox, hostile_message("tracking_pixel", BEACON))
     client.force_login(vera)
-    assert client.post(url("trust_sender", message)).status_code == 404
+    assert client.post(url("trust_sender", message)).status_code == 403
     assert client.get(url("trust_sender", message)).status_code == 405
     client.force_login(charlie)
     assert client.post(url("trust_sender", message)).status_code == 404

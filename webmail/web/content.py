@@ -18,6 +18,7 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core import signing
+from django.core.exceptions import PermissionDenied
 from django.core.handlers.asgi import ASGIRequest
 from django.http import (
     Http404,
@@ -244,7 +245,9 @@ def message_source(request: HttpRequest, mailbox_id: int, message_id: int) -> Ht
 @require_POST
 def trust_sender(request: HttpRequest, mailbox_id: int, message_id: int) -> HttpResponse:
     """Always load remote images from this message's sender, for everyone in the mailbox."""
-    mailbox = get_mailbox_for_user(request.user, mailbox_id, roles=(Role.AGENT, Role.MANAGER))
+    mailbox = get_mailbox_for_user(request.user, mailbox_id)
+    if mailbox.role_of(request.user) not in (Role.AGENT, Role.MANAGER):
+        raise PermissionDenied("Viewers read this mailbox but do not change its settings.")
     message = get_object_or_404(Message, pk=message_id, mailbox=mailbox)
     if message.from_address:
         TrustedSender.objects.get_or_create(
