@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .PHONY: run test lint format install install-test system-deps clean bench-sync bench-live \
-	bench-web
+	bench-web bench-search
 
 $(BIN)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Kotak needs Python 3.12 or newer (python3.12 not found)."; exit 1; }
@@ -61,3 +61,8 @@ bench-live: system-deps install
 ## first paint, on SQLite and PostgreSQL (BENCH_WEB_DB=sqlite or postgres for one).
 bench-web: system-deps install
 	$(BIN)/python bench/web.py --db $(or $(BENCH_WEB_DB),both)
+
+## Search over 100,000 messages: p50/p95 of a mix of queries, the index build and what the index
+## costs the sync's writes, on SQLite and PostgreSQL (BENCH_SEARCH_DB=sqlite or postgres for one).
+bench-search: system-deps install
+	$(BIN)/python bench/search.py --db $(or $(BENCH_SEARCH_DB),both)

@@ -13,6 +13,7 @@ from webmail.web import (
     folders,
     mail,
     mailboxes,
+    search,
     team_views,
 )
 
@@ -281,6 +282,8 @@ urlpatterns = [
     path("notifications/", conversations.notifications, name="notifications"),
     path("notifications/bell/", conversations.notification_bell, name="notification_bell"),
     path("notifications/read/", conversations.read_notifications, name="read_notifications"),
+    path("search/", search.search, name="search"),
+    path("search/server/", search.search_server, name="search_server"),
     path("events/", events.events, name="events"),
     path("admin/", admin.site.urls),
 ]
