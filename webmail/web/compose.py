@@ -449,12 +449,14 @@ def news_since(outgoing: OutgoingMessage, seen: str, user) -> str:
         if names:
             count = len(people)
             parts.append(f"{_and(names)} {one if count == 1 else many}")
+    people_first = bool(parts)
     if arrived:
         parts.append("a new message arrived" if arrived == 1 else f"{arrived} new messages arrived")
     if not parts:
         return ""
     text = _and(parts) + " since you started — send anyway?"
-    return text[0].upper() + text[1:]
+    # "A new message arrived …", but a person's name is written as it is ("alice added …").
+    return text if people_first else text[0].upper() + text[1:]
 
 
 def _and(items: list[str]) -> str:
