@@ -307,7 +307,7 @@ class _PlainText(HTMLParser):
         if self.lines[-1].strip(" >"):
             self.lines.append("")
 
-    def handle_starttag(self, tag: str, attrs) -> None:
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "br":
             self.lines.append("")
         elif tag == "li":
@@ -368,7 +368,7 @@ def max_attachment_bytes() -> int:
     return settings.COMPOSE_MAX_ATTACHMENT_MB * 1024 * 1024
 
 
-def attach(outgoing: OutgoingMessage, uploads) -> list[OutgoingAttachment]:
+def attach(outgoing: OutgoingMessage, uploads: list) -> list[OutgoingAttachment]:
     """Store uploaded files with the draft, all or none: the message's attachments together
     stay within COMPOSE_MAX_ATTACHMENT_MB. `uploads`: Django UploadedFiles (name, size,
     content_type, read()); sizes are checked before anything is read."""

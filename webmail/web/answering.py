@@ -122,7 +122,9 @@ def saved_replies(request: HttpRequest, mailbox_id: int) -> HttpResponse:
     return _saved_replies_page(request, box, form)
 
 
-def _saved_replies_page(request, box, form, editing: SavedReply | None = None) -> HttpResponse:
+def _saved_replies_page(
+    request: HttpRequest, box: Mailbox, form: SavedReplyForm, editing: SavedReply | None = None
+) -> HttpResponse:
     return render(
         request,
         "webmail/saved_replies.html",

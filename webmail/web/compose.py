@@ -20,7 +20,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Q
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -231,7 +231,7 @@ def _after_url(outgoing: OutgoingMessage) -> str:
 # -- reading the form -------------------------------------------------------------------------
 
 
-def _read_fields(post) -> tuple[dict, dict, dict[str, str]]:
+def _read_fields(post: QueryDict) -> tuple[dict, dict, dict[str, str]]:
     """(values for the row, the fields as typed, errors by field). Every header value is
     checked: line breaks and NUL are refused, addresses validated."""
     values: dict = {}
@@ -296,7 +296,13 @@ def _error_rows(errors: dict[str, str]) -> list[tuple[str, str]]:
     return [(name, errors.get(name, "")) for name in ("to", "cc", "bcc", "subject")]
 
 
-def _save_state(request, outgoing, *, errors=None, gone=False) -> HttpResponse:
+def _save_state(
+    request: HttpRequest,
+    outgoing: OutgoingMessage,
+    *,
+    errors: dict[str, str] | None = None,
+    gone: bool = False,
+) -> HttpResponse:
     return render(
         request,
         "webmail/compose.html#save-state",
@@ -345,13 +351,26 @@ def undo_url(outgoing: OutgoingMessage) -> str:
     return reverse("undo_send", args=[outgoing.mailbox_id, outgoing.pk])
 
 
-def _refuse(request, outgoing, typed, errors, seen) -> HttpResponse:
+def _refuse(
+    request: HttpRequest,
+    outgoing: OutgoingMessage,
+    typed: dict,
+    errors: dict[str, str],
+    seen: str,
+) -> HttpResponse:
     if request.htmx:
         return _send_warning(request, outgoing, errors=errors, seen=seen)
     return _render_page(request, outgoing, typed=typed, errors=errors, seen=seen)
 
 
-def _send_warning(request, outgoing, *, errors=None, warning="", seen="") -> HttpResponse:
+def _send_warning(
+    request: HttpRequest,
+    outgoing: OutgoingMessage,
+    *,
+    errors: dict[str, str] | None = None,
+    warning: str = "",
+    seen: str = "",
+) -> HttpResponse:
     return render(
         request,
         "webmail/compose.html#send-warning",
@@ -367,7 +386,9 @@ def _send_warning(request, outgoing, *, errors=None, warning="", seen="") -> Htt
     )
 
 
-def _answer(request, go_to: str, text: str, *, level: str = "success", undo: str = ""):
+def _answer(
+    request: HttpRequest, go_to: str, text: str, *, level: str = "success", undo: str = ""
+) -> HttpResponse:
     """A toast (with Undo while it can be taken back) and the next page, for htmx; a flash
     message and a redirect for a plain form."""
     if request.htmx:
@@ -586,7 +607,9 @@ def remove_attachment(
     return _attachments_answer(request, outgoing, error)
 
 
-def _attachments_answer(request, outgoing, error: str) -> HttpResponse:
+def _attachments_answer(
+    request: HttpRequest, outgoing: OutgoingMessage, error: str
+) -> HttpResponse:
     if request.htmx:
         context = _attachment_context(outgoing) | {"attachment_error": error}
         return render(request, "webmail/compose.html#attachments", context)
