@@ -411,6 +411,8 @@ def test_a_refused_message_can_be_corrected_by_its_author(client, question, bob,
     client.force_login(bob)
     reply = start_reply(client, question)
     send_at_once(client, url(reply, "send"), fields(reply), **HTMX)
+    refused = fresh(reply)
+    assert refused.state == State.FAILED, refused.last_error
     response = client.post(url(reply, "edit_failed"), **HTMX)
     assert response["HX-Redirect"] == url(reply)
     assert fresh(reply).state == State.DRAFT
