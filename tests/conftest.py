@@ -19,7 +19,9 @@ from webmail.celery import app as celery_app
 celery_app.conf.task_always_eager = True
 celery_app.conf.task_eager_propagates = True
 
-IMAP_POOL = [f"box{n:03d}" for n in range(300)]
+# One fresh account per IMAP test (a reused one would hold an earlier test's mail): more than
+# any xdist worker runs, even on one worker.
+IMAP_POOL = [f"box{n:04d}" for n in range(3000)]
 _pool = itertools.count()
 
 
@@ -66,7 +68,6 @@ def plain_dovecot() -> Iterator[Dovecot]:
 
 def _account(server: Dovecot) -> ImapAccount:
     name = IMAP_POOL[next(_pool) % len(IMAP_POOL)]
-    # A fresh name per test: a worker runs far fewer than len(IMAP_POOL) IMAP tests.
     return ImapAccount(server, name, server.users[name], f"{name}@example.com")
 
 
