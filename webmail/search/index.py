@@ -9,9 +9,9 @@ writer's own transaction, whichever path writes (the ORM, the sync's COPY or exe
 - SQLite: an FTS5 table `kotak_search` (subject, sender, recipients, body; tokenizer unicode61
   with diacritics removed) maintained by triggers.
 
-Either way a term becomes `SELECT <message ids> …`, used as `id IN (…)`: the planner then walks
+Either way a term becomes `SELECT <message ids> …`, used as `id IN (…)`. PostgreSQL then walks
 the newest messages (index kotak_search_date) probing the index for a common word, or reads the
-matches from the index for a rare one.
+matches from the index for a rare one; SQLite reads the matches and sorts them.
 """
 
 from __future__ import annotations

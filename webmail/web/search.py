@@ -35,6 +35,8 @@ def _context(request: HttpRequest) -> dict:
     page = request.GET.get("page", "")
     number = int(page) if page.isdigit() and 0 < int(page) < 10_000 else 1
     params = {"q": query.text, **({"mailbox": mailbox.pk} if mailbox else {})}
+    # Read before the results: a change committed in between still reaches the page.
+    since = _latest_change_id()
     mailboxes = list(Mailbox.objects.for_user(request.user).distinct().order_by("name"))
     scope_ids = [mailbox.pk] if mailbox else [box.pk for box in mailboxes]
     folder_ids = list(
@@ -54,7 +56,7 @@ def _context(request: HttpRequest) -> dict:
         "server_url": reverse("search_server") + "?" + urlencode(params),
         "events_url": reverse("events")
         + "?"
-        + urlencode([("mailbox", pk) for pk in scope_ids] + [("since", _latest_change_id())]),
+        + urlencode([("mailbox", pk) for pk in scope_ids] + [("since", since)]),
         "refresh_events": ", ".join(
             ["sse:conversations"]
             + (
