@@ -354,7 +354,9 @@ def no_keywords_dovecot() -> Iterator[Dovecot]:
 
 
 def test_a_server_that_drops_keywords_turns_the_mirror_off_once(no_keywords_dovecot, alice, bob):
-    account = ImapAccount(no_keywords_dovecot, "box000", "pw-box000", "box000@example.com")
+    account = ImapAccount(
+        no_keywords_dovecot, IMAP_POOL[0], f"pw-{IMAP_POOL[0]}", f"{IMAP_POOL[0]}@example.com"
+    )
     mailbox = connect_mailbox(account, manager=alice)
     Membership.objects.create(user=bob, mailbox=mailbox, role=Role.AGENT)
     mailbox.account = account

@@ -265,7 +265,8 @@ def _locked_draft(outgoing: OutgoingMessage) -> OutgoingMessage:
     """The row, re-read under a lock inside the caller's transaction: an autosave that arrives
     after Send must not write over a queued message."""
     return (
-        OutgoingMessage.objects.select_for_update()
+        # Lock the outbox row only: PostgreSQL cannot lock the nullable side of the joins.
+        OutgoingMessage.objects.select_for_update(of=("self",))
         .select_related("mailbox", "conversation", "source", "author")
         .get(pk=outgoing.pk)
     )
