@@ -342,6 +342,10 @@ class Conversation(models.Model):
                 fields=["mailbox", "status", "-last_activity_at"], name="conversation_queue"
             ),
             models.Index(fields=["assignee", "status"], name="conversation_assignee"),
+            # The "All" team view: every conversation of a mailbox, newest activity first.
+            models.Index(
+                fields=["mailbox", "-last_activity_at", "-id"], name="conversation_activity"
+            ),
         ]
 
     def __str__(self) -> str:
