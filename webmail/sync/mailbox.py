@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import imaplib
 import logging
 from dataclasses import dataclass, field
 
@@ -28,9 +29,15 @@ class MailboxSyncResult:
 
 
 def sync_mailbox(
-    mailbox: Mailbox, progress: Progress | None = None, folder_names: list[str] | None = None
+    mailbox: Mailbox,
+    progress: Progress | None = None,
+    folder_names: list[str] | None = None,
+    owner: str | None = None,
 ) -> MailboxSyncResult:
-    """Sync the folder list and then each selectable folder (or only those named)."""
+    """Sync the folder list and then each selectable folder (or only those named).
+
+    `owner` names the folder locks; a caller that runs again after a crash (a task's retry)
+    passes the same one to take over locks it could not release."""
     result = MailboxSyncResult()
     Mailbox.objects.filter(pk=mailbox.pk, status=Mailbox.Status.NEW).update(
         status=Mailbox.Status.SYNCING
@@ -48,10 +55,15 @@ def sync_mailbox(
         for folder in folders:
             try:
                 result.folders[folder.name] = sync_folder(
-                    folder, client, progress, statuses.get(folder.name)
+                    folder, client, progress, statuses.get(folder.name), owner=owner
                 )
             except FolderParked as exc:
                 result.errors[folder.name] = str(exc)
+            except imaplib.IMAP4.abort:
+                # The connection is gone (server stopped, BYE, reset), not this folder: every
+                # later folder would fail the same way, and "synced" would be a lie. The task
+                # retries; the windows already committed are kept.
+                raise
             except IMAPClientError as exc:
                 # One broken folder (deleted meanwhile, no permission) must not stop the rest.
                 log.warning("mailbox %s folder %r: %s", mailbox.pk, folder.name, exc)
