@@ -212,6 +212,7 @@ class FolderSync:
         client: imapclient.IMAPClient,
         progress: Progress | None = None,
         status: FolderStatus | None = None,
+        owner: str | None = None,
     ):
         self.folder = folder
         self.client = client
@@ -226,7 +227,7 @@ class FolderSync:
             self.fetch_items.append("EMAILID")
         if client.has_capability("X-GM-EXT-1"):
             self.fetch_items.append("X-GM-MSGID")
-        self.owner = uuid.uuid4().hex
+        self.owner = owner or uuid.uuid4().hex
         self.orphans: dict[str, list[int]] | None = None
         self.initial = False
         last_scan = folder.last_full_scan_at
@@ -709,5 +710,6 @@ def sync_folder(
     client: imapclient.IMAPClient,
     progress: Progress | None = None,
     status: FolderStatus | None = None,
+    owner: str | None = None,
 ) -> FolderSyncResult:
-    return FolderSync(folder, client, progress, status).run()
+    return FolderSync(folder, client, progress, status, owner).run()

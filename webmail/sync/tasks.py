@@ -8,6 +8,7 @@ import random
 from datetime import timedelta
 
 from celery import shared_task
+from django import db
 from django.conf import settings
 from django.utils import timezone
 from kombu.exceptions import OperationalError
@@ -39,17 +40,27 @@ def enqueue_sync(mailbox_id: int, folders: list[str] | None = None) -> None:
     max_retries=8,
 )
 def sync_mailbox(self, mailbox_id: int, folders: list[str] | None = None) -> None:
-    mailbox = Mailbox.objects.filter(pk=mailbox_id).first()
-    if mailbox is None:
-        return
     try:
-        result = run_sync_mailbox(mailbox, folder_names=folders)
+        mailbox = Mailbox.objects.filter(pk=mailbox_id).first()
+        if mailbox is None:
+            return
+        # The folder locks carry the task's id, which its retries keep: a retry after a crash
+        # that left a lock behind (the database went away before it could be released) takes
+        # it over instead of skipping the folder until the lock expires.
+        owner = f"task:{self.request.id}" if self.request.id else None
+        result = run_sync_mailbox(mailbox, folder_names=folders, owner=owner)
     except NoFreeConnection as exc:
         # Other work holds every connection; it is short, so come back soon, not in minutes.
         raise self.retry(exc=exc, countdown=random.uniform(1, 5), max_retries=50) from exc
     except AuthenticationFailed:
         # Marked "needs attention" by the connection; retrying would only lock the account.
         return
+    except (db.OperationalError, db.InterfaceError) as exc:
+        # The database went away (restart, failover, a cut connection). Every committed window
+        # is kept with its cursor, so the retry resumes there; drop the dead connection first.
+        db.close_old_connections()
+        countdown = min(60, 2**self.request.retries) * random.uniform(0.5, 1)
+        raise self.retry(exc=exc, countdown=countdown, max_retries=12) from exc
     if result.added and settings.PREFETCH_BODIES:
         try:
             prefetch_bodies.delay(mailbox_id)
