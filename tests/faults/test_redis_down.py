@@ -218,11 +218,6 @@ def test_live_updates_fall_back_to_polling_and_resume_on_the_nudge(mailbox, live
     assert seen["back"] < 0.5, seen
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="webmail/web/accounts.py counts failed logins in the cache, which is Redis when "
-    "REDIS_URL is set, and does not survive it being down: logging in fails with a 500",
-)
 def test_people_can_still_log_in_while_redis_is_down(client, bob, settings, redis_server):
     settings.CACHES = {
         "default": {

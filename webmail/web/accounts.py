@@ -8,12 +8,15 @@ be used to test passwords either.
 from __future__ import annotations
 
 import hashlib
+import logging
 
 from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
+
+log = logging.getLogger(__name__)
 
 
 def client_ip(request) -> str:
@@ -49,7 +52,7 @@ class ThrottledAuthenticationForm(AuthenticationForm):
     def clean(self):
         username = self.cleaned_data.get("username") or ""
         keys = _keys(username, client_ip(self.request))
-        if any((cache.get(key) or 0) >= limit for key, limit in keys):
+        if any(_count(key) >= limit for key, limit in keys):
             raise ValidationError(
                 self.error_messages["throttled"],
                 code="throttled",
@@ -59,14 +62,40 @@ class ThrottledAuthenticationForm(AuthenticationForm):
             cleaned = super().clean()
         except ValidationError:
             for key, _ in keys:
-                cache.add(key, 0, settings.LOGIN_LOCKOUT_SECONDS)
-                try:
-                    cache.incr(key)
-                except ValueError:
-                    cache.set(key, 1, settings.LOGIN_LOCKOUT_SECONDS)
+                _bump(key)
             raise
-        cache.delete(keys[0][0])
+        _forget(keys[0][0])
         return cleaned
+
+
+# The counters fail open: with the cache (Redis) down, people can still log in — the password
+# is checked as always — and the outage is logged rather than locking everyone out.
+
+
+def _count(key: str) -> int:
+    try:
+        return cache.get(key) or 0
+    except Exception as exc:  # noqa: BLE001 — any cache backend error
+        log.warning("login throttle unavailable: %s", exc)
+        return 0
+
+
+def _bump(key: str) -> None:
+    try:
+        cache.add(key, 0, settings.LOGIN_LOCKOUT_SECONDS)
+        try:
+            cache.incr(key)
+        except ValueError:
+            cache.set(key, 1, settings.LOGIN_LOCKOUT_SECONDS)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("login throttle unavailable: %s", exc)
+
+
+def _forget(key: str) -> None:
+    try:
+        cache.delete(key)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("login throttle unavailable: %s", exc)
 
 
 class LoginView(auth_views.LoginView):
