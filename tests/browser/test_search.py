@@ -51,6 +51,7 @@ def test_typing_a_query_in_the_top_bar_and_opening_a_result(
 
     # New mail that matches joins the list by itself.
     box.fill("invoice")
+    expect(rows.first).to_contain_text("Invoice overdue")  # not the previous query's row
     expect(rows).to_have_count(1)
     account.append(make_message("Second invoice", body="Again."))
     sync_mailbox(mailbox)
