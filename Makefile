@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .PHONY: run test lint format install install-test system-deps clean bench-sync bench-live \
-	bench-web bench-search
+	bench-web bench-load bench-search
 
 $(BIN)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Kotak needs Python 3.12 or newer (python3.12 not found)."; exit 1; }
@@ -66,3 +66,8 @@ bench-web: system-deps install
 ## costs the sync's writes, on SQLite and PostgreSQL (BENCH_SEARCH_DB=sqlite or postgres for one).
 bench-search: system-deps install
 	$(BIN)/python bench/search.py --db $(or $(BENCH_SEARCH_DB),both)
+
+## 50 people clicking at once on one uvicorn process while new mail is synced: p50/p95/p99 per
+## request kind and the errors. BENCH_USERS, BENCH_SECONDS, BENCH_THINK (see bench/load.py).
+bench-load: system-deps install
+	$(BENCH_ENV) $(BIN)/python bench/load.py
