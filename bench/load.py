@@ -3,7 +3,9 @@
 Seeds a private Dovecot INBOX with BENCH_MESSAGES (default 3000) ~15 KB messages, connects it as
 a mailbox and syncs it, then starts Kotak as in production, each in its own process: one uvicorn
 web process and one Celery worker (prefork, 2 children) whose IDLE watcher notices new mail and
-whose tasks sync it and write users' clicks back to the server. BENCH_USERS (default 50)
+whose tasks sync it and write users' clicks back to the server, with a private redis-server as
+broker and for live nudges when the machine has one (BENCH_LOAD_REDIS=0: the laptop setup,
+a broker kept in files). BENCH_USERS (default 50)
 simulated people log in through the login form and each loops, for BENCH_SECONDS (default 60):
 
     list   a page of INBOX (the first page, or an older one through the list's own link)
@@ -66,6 +68,7 @@ PASSWORD = "bench-person-pass-1"
 TARGET_P95_MS = 200
 STATIC_PATH = "/static/vendor/htmx-2.0.11.min.js"
 TIMEOUT = 30
+LOGINS_AT_ONCE = threading.BoundedSemaphore(4)
 
 MESSAGE_LINK = re.compile(r'href="(/mailboxes/\d+/messages/(\d+)/)[^"]*"')
 OLDER_LINK = re.compile(r'href="([^"]+\?before=\d+)" rel="next"')
@@ -215,17 +218,18 @@ class Person(threading.Thread):
         self.csrf = ""
         self.logged_in = threading.Event()
 
-    def request(self, kind: str, path: str, data: dict | None = None, headers=None):
+    def request(self, kind: str, path: str, data: dict | None = None, headers=None, timeout=None):
         """(status, body) or None on a failure, which is counted; the time is taken either way."""
         body = urllib.parse.urlencode(data, doseq=True).encode() if data is not None else None
         request = urllib.request.Request(self.base + path, data=body, headers=headers or {})
         started = time.perf_counter()
         try:
-            with self.opener.open(request, timeout=TIMEOUT) as response:
+            with self.opener.open(request, timeout=timeout or TIMEOUT) as response:
                 content = response.read()
                 status = response.status
+                landed = response.url
         except urllib.error.HTTPError as exc:
-            content, status = exc.read(), exc.code
+            content, status, landed = exc.read(), exc.code, ""
         except OSError as exc:
             self.stats.add(kind, time.perf_counter() - started)
             self.stats.error(kind, f"{path}: {exc}")
@@ -234,6 +238,9 @@ class Person(threading.Thread):
         if status >= 400:
             self.stats.error(kind, f"{path}: HTTP {status} {content[:200]!r}")
             return None
+        if "/accounts/login/" in landed and not kind.startswith("login"):
+            self.stats.error(kind, f"{path}: sent to the login page")
+            return None
         return status, content.decode("utf-8", "replace")
 
     def think(self) -> None:
@@ -241,13 +248,17 @@ class Person(threading.Thread):
             self.stopping.wait(self.rng.uniform(THINK / 2, THINK * 1.5))
 
     def log_in(self) -> None:
-        page = self.request("login page", "/accounts/login/")
-        token = LOGIN_CSRF.search(page[1]).group(1) if page else ""
-        answer = self.request(
-            "login",
-            "/accounts/login/",
-            {"username": self.username, "password": PASSWORD, "csrfmiddlewaretoken": token},
-        )
+        # A few at a time: each login hashes the password (~0.7 s of CPU here, on purpose), and
+        # fifty at once would only measure the queue in front of the hasher.
+        with LOGINS_AT_ONCE:
+            page = self.request("login page", "/accounts/login/", timeout=120)
+            token = LOGIN_CSRF.search(page[1]).group(1) if page else ""
+            answer = self.request(
+                "login",
+                "/accounts/login/",
+                {"username": self.username, "password": PASSWORD, "csrfmiddlewaretoken": token},
+                timeout=120,
+            )
         if answer is not None and "Log out" not in answer[1]:
             self.stats.error("login", f"{self.username}: the login form did not log in")
         self.logged_in.set()
@@ -374,11 +385,11 @@ def ms(value: float) -> str:
     return f"{value:7.0f}" if value >= 100 else f"{value:7.1f}"
 
 
-def report(vendor, stats, elapsed, idle_static, busy_static, lags, missing, writeback) -> None:
+def report(setup, stats, elapsed, idle_static, busy_static, lags, missing, writeback) -> None:
     print()
     print(
         f"Kotak load benchmark — {USERS} people, {elapsed:.0f} s, think {THINK:g} s, INBOX of "
-        f"{MESSAGES:,} on a private Dovecot, {vendor}, one uvicorn process, one Celery worker; "
+        f"{MESSAGES:,} on a private Dovecot, {setup}, one uvicorn process, one Celery worker; "
         f"{os.cpu_count()} cores, shared: noisy (load average {os.getloadavg()[0]:.1f})"
     )
     print(f"{'request, ms':28}  count     p50     p95     p99     max  errors")
@@ -435,9 +446,36 @@ def summarize_log(path: Path) -> None:
 # --- Main ------------------------------------------------------------------------------------
 
 
+def start_redis(data_dir: str) -> tuple[subprocess.Popen | None, str]:
+    """A private redis-server (broker, live nudges, login counters) as in production, when the
+    machine has the binary; else Kotak's laptop defaults."""
+    binary = shutil.which("redis-server")
+    if binary is None or os.environ.get("BENCH_LOAD_REDIS") == "0":
+        return None, ""
+    port = free_port()
+    process = start(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", data_dir],
+        dict(os.environ), Path(data_dir) / "redis.log",
+    )  # fmt: skip
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(16).startswith(b"+PONG"):
+                    return process, url
+        except OSError:
+            time.sleep(0.05)
+    sys.exit("redis-server did not answer within 10 s")
+
+
 def main() -> None:
     data_dir = tempfile.mkdtemp(prefix="kotak-bench-load-")
     vendor, url = database_url(data_dir)
+    redis, redis_url = start_redis(data_dir)
+    setup = f"{vendor}, {'Redis' if redis_url else 'filesystem broker'}"
     from cryptography.fernet import Fernet
 
     env = dict(
@@ -451,10 +489,11 @@ def main() -> None:
         ALLOWED_HOSTS="127.0.0.1,localhost",
         OUTBOUND_ALLOWED_NETWORKS="127.0.0.0/8",
         OUTBOUND_ALLOWED_PORTS="*",
-        # The laptop setup: a broker kept in files, live updates by polling the change log.
-        REDIS_URL="",
-        CELERY_BROKER_URL="filesystem://",
-        LIVE_BACKEND="poll",
+        # Production's Redis (broker and live nudges) when there is one; else the laptop setup:
+        # a broker kept in files, live updates by polling the change log.
+        REDIS_URL=redis_url,
+        CELERY_BROKER_URL="" if redis_url else "filesystem://",
+        LIVE_BACKEND="redis" if redis_url else "poll",
         CELERY_TASK_ALWAYS_EAGER="0",
         PYTHONUNBUFFERED="1",
     )
@@ -508,7 +547,7 @@ def main() -> None:
                     person.start()
                 started = time.perf_counter()
                 for person in people:
-                    person.logged_in.wait(300)
+                    person.logged_in.wait(600)
                 print(
                     f"  {USERS} people logged in through the form in "
                     f"{time.perf_counter() - started:.1f} s",
@@ -538,11 +577,14 @@ def main() -> None:
                 web_died = web.poll() is not None
                 stop(web)  # the people are done; its database connections go with it
                 writeback = writeback_state(ids["mailbox"])
-                report(vendor, stats, elapsed, idle_static, busy_static, lags, missing, writeback)
+                report(setup, stats, elapsed, idle_static, busy_static, lags, missing, writeback)
                 for name in ("web.log", "worker.log"):
                     summarize_log(logs / name)
-                if web_died or worker.poll() is not None:
-                    print("a Kotak process died during the run: see its log", file=sys.stderr)
+                worker_died = worker.poll() is not None
+                for died, name in ((web_died, "web.log"), (worker_died, "worker.log")):
+                    if died:
+                        tail = (logs / name).read_text(errors="replace").splitlines()[-40:]
+                        print(f"\n{name[:-4]} process died during the run:", *tail, sep="\n")
             finally:
                 stop(web)
                 stop(worker)
@@ -551,6 +593,7 @@ def main() -> None:
         from django.db import connections
 
         connections.close_all()
+        stop(redis)
         if vendor == "postgres":
             recreate_postgres(drop_only=True)
         shutil.rmtree(data_dir, ignore_errors=True)
