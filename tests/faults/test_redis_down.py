@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import pytest
@@ -212,7 +213,10 @@ def test_live_updates_fall_back_to_polling_and_resume_on_the_nudge(mailbox, live
         hub.task.cancel()
         return seen
 
-    seen = asyncio.run(scenario())
+    # On a loop of its own, in a thread of its own: a browser test's Playwright may already be
+    # running a loop in this worker's main thread.
+    with ThreadPoolExecutor(1) as executor:
+        seen = executor.submit(asyncio.run, scenario()).result()
     assert seen["up"] < 0.5, seen
     assert seen["down"] < 7, seen  # the log is polled every 5 s while Redis is away
     assert seen["back"] < 0.5, seen
