@@ -278,7 +278,8 @@ class Person(threading.Thread):
                 self.think()
                 continue
             html = page[1]
-            self.csrf = (CSRF.search(html) or [None, self.csrf])[1]
+            if token := CSRF.search(html):
+                self.csrf = token[1]  # what htmx sends with every POST (hx-headers)
             older = (older + OLDER_LINK.findall(html))[-20:]
             links = MESSAGE_LINK.findall(html)
             self.think()
