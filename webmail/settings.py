@@ -97,7 +97,9 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         }
     )
 else:
-    DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60)
+    # 0: under ASGI each request may run in another thread, and a connection kept per thread
+    # is a connection leaked (PostgreSQL runs out of them under load; see bench/load.py).
+    DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -216,6 +218,8 @@ CHANGE_LOG_HOURS = env_int("CHANGE_LOG_HOURS", 48)
 REDIS_URL = env_str("REDIS_URL")
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL or "filesystem://"
 if CELERY_BROKER_URL == "filesystem://":
+    # kombu's filesystem transport, with messages written atomically (see webmail/broker.py).
+    CELERY_BROKER_TRANSPORT = "webmail.broker:Transport"
     _broker_dir = DATA_DIR / "broker"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),

@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
 from webmail.access import get_mailbox_for_user
@@ -38,6 +39,7 @@ def _page(box: Mailbox) -> dict:
     }
 
 
+@sensitive_post_parameters("smtp_password")
 @login_required
 @require_http_methods(["GET", "POST"])
 def answering_settings(request: HttpRequest, mailbox_id: int) -> HttpResponse:

@@ -7,6 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from webmail.access import can_add_mailbox, get_mailbox_for_user
@@ -15,6 +16,7 @@ from webmail.models import Membership, Team
 from webmail.web.forms import MailboxForm
 
 
+@sensitive_post_parameters("imap_password")
 @login_required
 def add_mailbox(request: HttpRequest) -> HttpResponse:
     if not can_add_mailbox(request.user):

@@ -1,0 +1,41 @@
+"""The embedded broker writes each message whole before a worker can see it."""
+
+from __future__ import annotations
+
+import os
+
+from kombu import Connection
+
+
+def test_messages_go_through_and_a_reader_never_sees_a_partial_file(tmp_path):
+    folder = tmp_path / "queue"
+    folder.mkdir()
+    options = {"data_folder_in": str(folder), "data_folder_out": str(folder)}
+    with Connection("filesystem://", transport="webmail.broker:Transport",
+                    transport_options=options) as connection:  # fmt: skip
+        queue = connection.SimpleQueue("kotak-test")
+        queue.put({"n": 1})
+        # Only whole messages carry the ".msg" name a reader picks up.
+        names = os.listdir(folder)
+        assert len(names) == 1 and names[0].endswith(".kotak-test.msg")
+        assert not any(name.endswith(".part") for name in names)
+        message = queue.get(timeout=2)
+        assert message.payload == {"n": 1}
+        message.ack()
+        queue.close()
+
+
+def test_a_file_still_being_written_is_not_read(tmp_path):
+    folder = tmp_path / "queue"
+    folder.mkdir()
+    (folder / "1_x.kotak-test.msg.part").write_bytes(b"")  # half-written, as a writer leaves it
+    options = {"data_folder_in": str(folder), "data_folder_out": str(folder)}
+    with Connection("filesystem://", transport="webmail.broker:Transport",
+                    transport_options=options) as connection:  # fmt: skip
+        queue = connection.SimpleQueue("kotak-test")
+        try:
+            queue.get(timeout=0.3)
+            raise AssertionError("a partial file was read as a message")
+        except queue.Empty:
+            pass
+        queue.close()
