@@ -10,7 +10,11 @@ from kombu import Connection
 def test_messages_go_through_and_a_reader_never_sees_a_partial_file(tmp_path):
     folder = tmp_path / "queue"
     folder.mkdir()
-    options = {"data_folder_in": str(folder), "data_folder_out": str(folder)}
+    options = {
+        "data_folder_in": str(folder),
+        "data_folder_out": str(folder),
+        "control_folder": str(tmp_path / "control"),
+    }
     with Connection("filesystem://", transport="webmail.broker:Transport",
                     transport_options=options) as connection:  # fmt: skip
         queue = connection.SimpleQueue("kotak-test")
@@ -29,7 +33,11 @@ def test_a_file_still_being_written_is_not_read(tmp_path):
     folder = tmp_path / "queue"
     folder.mkdir()
     (folder / "1_x.kotak-test.msg.part").write_bytes(b"")  # half-written, as a writer leaves it
-    options = {"data_folder_in": str(folder), "data_folder_out": str(folder)}
+    options = {
+        "data_folder_in": str(folder),
+        "data_folder_out": str(folder),
+        "control_folder": str(tmp_path / "control"),
+    }
     with Connection("filesystem://", transport="webmail.broker:Transport",
                     transport_options=options) as connection:  # fmt: skip
         queue = connection.SimpleQueue("kotak-test")
