@@ -26,6 +26,7 @@ from webmail.imap.client import (
     Security,
     ServerUnavailable,
     TLSFailed,
+    certificate_message,
     ssl_context,
 )
 
@@ -112,7 +113,7 @@ def _open(server: SmtpSettings, timeout: float) -> smtplib.SMTP:
     except socket.gaierror as exc:
         raise HostNotFound(f"The server name {server.host!r} could not be found.") from exc
     except ssl.SSLCertVerificationError as exc:
-        raise CertificateProblem(_certificate_message(server.host, exc)) from exc
+        raise CertificateProblem(certificate_message(server.host, exc)) from exc
     except ssl.SSLError as exc:
         raise TLSFailed(
             f"A TLS connection to {where} could not be set up ({exc.reason or exc}). "
@@ -150,7 +151,7 @@ def _open(server: SmtpSettings, timeout: float) -> smtplib.SMTP:
         ) from exc
     except ssl.SSLCertVerificationError as exc:
         _close(smtp)
-        raise CertificateProblem(_certificate_message(server.host, exc)) from exc
+        raise CertificateProblem(certificate_message(server.host, exc)) from exc
     except ssl.SSLError as exc:
         _close(smtp)
         raise TLSFailed(f"STARTTLS with {where} failed ({exc.reason or exc}).") from exc
@@ -161,14 +162,6 @@ def _open(server: SmtpSettings, timeout: float) -> smtplib.SMTP:
         _close(smtp)
         raise ProtocolProblem(f"Setting up the session with {where} failed: {exc}") from exc
     return smtp
-
-
-def _certificate_message(host: str, exc: ssl.SSLCertVerificationError) -> str:
-    reason = exc.verify_message or exc.reason or str(exc)
-    return (
-        f"The certificate of {host} could not be verified ({reason}). "
-        "If the server uses a private CA, add its certificate to the mailbox settings."
-    )
 
 
 def _decode(value) -> str:

@@ -159,7 +159,7 @@ def _connect(server: ServerSettings, timeout: float) -> imapclient.IMAPClient:
     except socket.gaierror as exc:
         raise HostNotFound(f"The server name {server.host!r} could not be found.") from exc
     except ssl.SSLCertVerificationError as exc:
-        raise CertificateProblem(_certificate_message(server.host, exc)) from exc
+        raise CertificateProblem(certificate_message(server.host, exc)) from exc
     except ssl.SSLError as exc:
         raise TLSFailed(
             f"A TLS connection to {where} could not be set up ({exc.reason or exc}). "
@@ -197,7 +197,7 @@ def _connect(server: ServerSettings, timeout: float) -> imapclient.IMAPClient:
         raise AmbiguousLoginRefusal(message) from exc
     except ssl.SSLCertVerificationError as exc:
         _close(client)
-        raise CertificateProblem(_certificate_message(server.host, exc)) from exc
+        raise CertificateProblem(certificate_message(server.host, exc)) from exc
     except ssl.SSLError as exc:
         _close(client)
         raise TLSFailed(f"STARTTLS with {where} failed ({exc.reason or exc}).") from exc
@@ -213,7 +213,8 @@ def _connect(server: ServerSettings, timeout: float) -> imapclient.IMAPClient:
     return client
 
 
-def _certificate_message(host: str, exc: ssl.SSLCertVerificationError) -> str:
+def certificate_message(host: str, exc: ssl.SSLCertVerificationError) -> str:
+    """What to tell the person who configured a server whose certificate did not verify."""
     reason = exc.verify_message or exc.reason or str(exc)
     return (
         f"The certificate of {host} could not be verified ({reason}). "
