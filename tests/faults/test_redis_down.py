@@ -88,18 +88,19 @@ def redis_server(tmp_path) -> Iterator[RedisServer]:
 def broker(url: str) -> Iterator[None]:
     """Tasks go to this broker for real (not run eagerly), as in production with REDIS_URL."""
     conf = celery_app.conf
-    before = conf.broker_url, conf.task_always_eager
+    before = conf.broker_url, conf.broker_transport, conf.task_always_eager
 
     def forget_connections() -> None:
         celery_app._pool = None
         celery_app.amqp._producer_pool = None
 
-    conf.broker_url, conf.task_always_eager = url, False
+    # No transport override: the embedded broker's (webmail.broker) would win over the URL.
+    conf.broker_url, conf.broker_transport, conf.task_always_eager = url, None, False
     forget_connections()
     try:
         yield
     finally:
-        conf.broker_url, conf.task_always_eager = before
+        conf.broker_url, conf.broker_transport, conf.task_always_eager = before
         forget_connections()
 
 
