@@ -21,7 +21,7 @@ from webmail.mail.transfer import TransferDecoder
 from webmail.models import Message
 from webmail.sync import slots
 from webmail.sync.bodies import MessageGone, load_body
-from webmail.sync.connection import mailbox_connection
+from webmail.sync.connection import connected
 
 CHUNK = 512 * 1024
 # How often a long download tells the other processes its connection slot is still in use.
@@ -68,14 +68,21 @@ class PartStream:
         self.decoder = TransferDecoder(encoding)
         self.stack = ExitStack()
         self.client = None
+        self.holder = ""
         self.first: bytes | None = None
         self.started = False
 
     def open(self) -> PartStream:
         try:
-            self.client = self.stack.enter_context(
-                mailbox_connection(self.message.mailbox, purpose="download", wait=5)
-            )
+            # The slot is taken and given back by hand, not by mailbox_connection's generator:
+            # a stream dropped unread is finalized by the garbage collector at any moment, even
+            # inside another query on this thread's database connection, and releasing the
+            # slot there deadlocks that connection. Dropped unclosed, the slot simply expires.
+            holder = slots.holder_name("download")
+            slots.acquire(self.message.mailbox.pk, holder, wait=5)
+            self.holder = holder
+            self.client = self.stack.enter_context(connected(self.message.mailbox))
+            self.client.kotak_slot = holder
             self.client.select_folder(self.message.folder.name, readonly=True)
             self.first = fetch_partial(self.client, self.message.uid, self.section, 0, CHUNK)
         except BaseException:
@@ -134,7 +141,12 @@ class PartStream:
         return decode_transfer(data[:limit], self.decoder.encoding), total > limit
 
     def close(self) -> None:
-        self.stack.close()
+        try:
+            self.stack.close()
+        finally:
+            if self.holder:
+                holder, self.holder = self.holder, None
+                slots.release(holder)
 
 
 class _AsyncPartStream:

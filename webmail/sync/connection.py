@@ -30,6 +30,11 @@ def mailbox_connection(
         slots.release(holder)
 
 
+def connected(mailbox: Mailbox):
+    """A logged-in connection without a slot: for callers that hold their slot themselves."""
+    return _connected(mailbox)
+
+
 def open_client(mailbox: Mailbox) -> imapclient.IMAPClient:
     """Connect and log in, recording a failure as the mailbox's status."""
     try:
