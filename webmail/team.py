@@ -160,14 +160,7 @@ def set_status(user, conversations: Iterable[Conversation], status: str) -> int:
     now = timezone.now()
     with transaction.atomic():
         for conversation in changed:
-            before = conversation.status
-            conversation.status = status
-            conversation.status_changed_at = now
-            conversation.snoozed_until = None
-            conversation.last_activity_at = now
-            conversation.save(
-                update_fields=["status", "status_changed_at", "snoozed_until", "last_activity_at"]
-            )
+            before = _set_state(conversation, status, None, now)
             _audit(user, conversation, "status", {"from": before, "to": status})
             _changed(conversation)
     for conversation in changed:
@@ -186,19 +179,25 @@ def snooze(user, conversations: Iterable[Conversation], until: datetime) -> int:
     now = timezone.now()
     with transaction.atomic():
         for conversation in conversations:
-            before = conversation.status
-            conversation.status = Status.PENDING
-            conversation.status_changed_at = now
-            conversation.snoozed_until = until
-            conversation.last_activity_at = now
-            conversation.save(
-                update_fields=["status", "status_changed_at", "snoozed_until", "last_activity_at"]
-            )
+            before = _set_state(conversation, Status.PENDING, until, now)
             _audit(user, conversation, "snoozed", {"from": before, "until": until.isoformat()})
             _changed(conversation)
     for conversation in conversations:
         mirror_keywords(conversation)
     return len(conversations)
+
+
+def _set_state(conversation: Conversation, status: str, snoozed_until, now) -> str:
+    """Write a new status (and snooze) with its clocks; returns the status it had."""
+    before = conversation.status
+    conversation.status = status
+    conversation.status_changed_at = now
+    conversation.snoozed_until = snoozed_until
+    conversation.last_activity_at = now
+    conversation.save(
+        update_fields=["status", "status_changed_at", "snoozed_until", "last_activity_at"]
+    )
+    return before
 
 
 def wake_snoozed(now: datetime | None = None) -> int:
@@ -241,14 +240,7 @@ def reopen_for_new_mail(conversation: Conversation) -> None:
 
     Runs inside the sync's transaction."""
     now = timezone.now()
-    before = conversation.status
-    conversation.status = Status.OPEN
-    conversation.status_changed_at = now
-    conversation.snoozed_until = None
-    conversation.last_activity_at = now
-    conversation.save(
-        update_fields=["status", "status_changed_at", "snoozed_until", "last_activity_at"]
-    )
+    before = _set_state(conversation, Status.OPEN, None, now)
     _audit(None, conversation, "reopened", {"from": before, "reason": "new mail"})
     _changed(conversation)
     transaction.on_commit(lambda: mirror_keywords(conversation))
