@@ -6,7 +6,7 @@ synced before its original, a sibling reply, a reply kept in Sent. The subject, 
 window, is used only for a message that names no other and whose subject says it is a reply.
 
 Called by the sync for each window of new rows (dicts, before they are written), so a message
-never exists without its conversation; a whole window costs two or three queries.
+never exists without its conversation; a whole window costs a few statements, whatever its size.
 """
 
 from __future__ import annotations
@@ -14,10 +14,12 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.db.models import Max
 
+from webmail import db
 from webmail.models import Conversation, Message, SpecialUse, ThreadRef
 
 # Mail with a reply subject and no references joins a same-subject conversation this recent.
@@ -76,6 +78,13 @@ class _Groups:
             self.parent[max(a, b)] = min(a, b)
 
 
+@dataclass
+class _NewConversation:
+    indexes: list[int]
+    subject: str
+    last_message_at: datetime
+
+
 def assign_conversations(mailbox_id: int, rows: list[dict], folder_role: str = "") -> list[int]:
     """Set conversation_id on each row that has none, creating conversations as needed.
 
@@ -87,9 +96,13 @@ def assign_conversations(mailbox_id: int, rows: list[dict], folder_role: str = "
         return []
     refs = [[ref_hash(ref) for ref in message_refs(row)] for row in pending]
     known = dict(
-        ThreadRef.objects.filter(
-            mailbox_id=mailbox_id, ref_hash__in={h for hashes in refs for h in hashes}
-        ).values_list("ref_hash", "conversation_id")
+        db.select_in(
+            ThreadRef,
+            ["ref_hash", "conversation_id"],
+            {"mailbox_id": mailbox_id},
+            "ref_hash",
+            {h for hashes in refs for h in hashes},
+        )
     )
     groups = _Groups(len(pending))
     first_with: dict[str, int] = {}
@@ -105,9 +118,9 @@ def assign_conversations(mailbox_id: int, rows: list[dict], folder_role: str = "
         members.setdefault(groups.find(index), []).append(index)
 
     joined: set[int] = set()
-    new_conversations: list[tuple[list[int], Conversation]] = []
+    new_conversations: list[_NewConversation] = []
     # New conversations of this window by subject, for replies in the same window.
-    by_subject: dict[str, tuple[list[int], Conversation]] = {}
+    by_subject: dict[str, _NewConversation] = {}
     oldest_first = sorted(
         members.values(), key=lambda indexes: min(pending[i]["internal_date"] for i in indexes)
     )
@@ -120,41 +133,45 @@ def assign_conversations(mailbox_id: int, rows: list[dict], folder_role: str = "
             conversation_id = _by_subject(mailbox_id, group)
         if conversation_id is None and _subject_candidate(group):
             earlier = by_subject.get(normalized_subject(group[0]["subject"]))
-            if earlier is not None and _within_window(earlier[1], group[0]["internal_date"]):
-                earlier[0].extend(indexes)
+            if earlier is not None and _within_window(earlier, group[0]["internal_date"]):
+                earlier.indexes.extend(indexes)
                 continue
         if conversation_id is None:
             newest = max(group, key=lambda r: r["internal_date"])
-            entry = (
+            new = _NewConversation(
                 list(indexes),
-                Conversation(
-                    mailbox_id=mailbox_id,
-                    subject=normalized_subject(newest.get("subject", "")),
-                    last_message_at=newest["internal_date"],
-                ),
+                normalized_subject(newest.get("subject", "")),
+                newest["internal_date"],
             )
-            new_conversations.append(entry)
-            by_subject.setdefault(entry[1].subject, entry)
+            new_conversations.append(new)
+            by_subject.setdefault(new.subject, new)
             continue
         joined.add(conversation_id)
         for i in indexes:
             pending[i]["conversation_id"] = conversation_id
 
-    if new_conversations:
-        created = Conversation.objects.bulk_create([c for _, c in new_conversations])
-        for (indexes, _), conversation in zip(new_conversations, created, strict=True):
-            for i in indexes:
-                pending[i]["conversation_id"] = conversation.pk
+    created = db.insert(
+        Conversation,
+        {
+            "subject": [new.subject for new in new_conversations],
+            "last_message_at": [new.last_message_at for new in new_conversations],
+        },
+        {"mailbox_id": mailbox_id},
+    )
+    for new, conversation_id in zip(new_conversations, created, strict=True):
+        for i in new.indexes:
+            pending[i]["conversation_id"] = conversation_id
 
-    ThreadRef.objects.bulk_create(
-        [
-            ThreadRef(mailbox_id=mailbox_id, ref_hash=h, conversation_id=row["conversation_id"])
-            for row, hashes in zip(pending, refs, strict=True)
-            for h in dict.fromkeys(hashes)
-            if h not in known
-        ],
-        ignore_conflicts=True,
-        batch_size=2000,
+    # Each id once (all rows naming it are in one group, so one conversation).
+    new_refs: dict[str, int] = {}
+    for row, hashes in zip(pending, refs, strict=True):
+        for h in hashes:
+            if h not in known:
+                new_refs.setdefault(h, row["conversation_id"])
+    db.insert_ignoring_conflicts(
+        ThreadRef,
+        {"ref_hash": list(new_refs), "conversation_id": list(new_refs.values())},
+        {"mailbox_id": mailbox_id},
     )
     if joined:
         _touch(joined, [row for row in pending if row["conversation_id"] in joined], folder_role)
@@ -188,10 +205,10 @@ def _subject_candidate(rows: list[dict]) -> bool:
     if len(rows) != 1:
         return False
     row = rows[0]
-    return not message_refs(row)[1:] and is_reply_subject(row.get("subject", ""))
+    return is_reply_subject(row.get("subject", "")) and not message_refs(row)[1:]
 
 
-def _within_window(conversation: Conversation, when) -> bool:
+def _within_window(conversation: _NewConversation, when) -> bool:
     return abs(when - conversation.last_message_at) <= SUBJECT_WINDOW
 
 
@@ -203,28 +220,34 @@ def _touch(conversation_ids: Iterable[int], rows: list[dict], folder_role: str) 
         if cid not in latest or row["internal_date"] > latest[cid]:
             latest[cid] = row["internal_date"]
     inbound = folder_role not in OUTBOUND_FOLDERS
-    for conversation in Conversation.objects.filter(pk__in=list(conversation_ids)):
-        when = latest.get(conversation.pk)
+    later: dict[int, object] = {}
+    reopen = []
+    for pk, last_message_at, status, status_changed_at in db.select_in(
+        Conversation,
+        ["id", "last_message_at", "status", "status_changed_at"],
+        {},
+        "id",
+        conversation_ids,
+    ):
+        when = latest.get(pk)
         if when is None:
             continue
-        fields = []
-        if conversation.last_message_at is None or when > conversation.last_message_at:
-            conversation.last_message_at = when
-            fields.append("last_message_at")
+        if last_message_at is None or when > last_message_at:
+            later[pk] = when
         if (
             inbound
-            and conversation.status != Conversation.Status.OPEN
+            and status != Conversation.Status.OPEN
             # INTERNALDATE has whole seconds: mail in the same second as the close counts
             # as after it (reopening wrongly costs a click; not reopening loses a customer).
-            and when > conversation.status_changed_at - timedelta(seconds=1)
+            and when > status_changed_at - timedelta(seconds=1)
         ):
-            from webmail.team import reopen_for_new_mail
+            reopen.append(pk)
+    db.update(Conversation, "last_message_at", later)
+    if reopen:
+        from webmail.team import reopen_for_new_mail
 
-            if fields:
-                conversation.save(update_fields=fields)
+        for conversation in Conversation.objects.filter(pk__in=reopen):
             reopen_for_new_mail(conversation)
-        elif fields:
-            conversation.save(update_fields=fields)
 
 
 def refresh_last_message(conversation_ids: Iterable[int]) -> None:

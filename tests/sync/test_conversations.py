@@ -4,12 +4,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
+import sqlite3
+from contextlib import contextmanager
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from tests.dovecot import make_message
 from webmail import team
+from webmail.conversations import assign_conversations
 from webmail.models import Activity, Conversation, Message
 from webmail.sync.mailbox import sync_mailbox
 
@@ -197,3 +202,91 @@ def test_team_operations_refuse_a_mix_of_mailboxes(mailbox, alice, imap_account,
         team.assign(alice, [ours, theirs], None)
     theirs.refresh_from_db()
     assert theirs.status == Conversation.Status.OPEN
+
+
+def new_rows(count: int, start, **fields):
+    """Rows as the sync hands them over, one a minute from start; fields are formats of n."""
+    formats = {"message_id": "<m{n}@x>", "subject": "Question {n}"} | fields
+    return [
+        {name: f.format(n=n) for name, f in formats.items()}
+        | {"internal_date": start + dt.timedelta(minutes=n)}
+        for n in range(count)
+    ]
+
+
+@contextmanager
+def few_parameters_per_statement(limit: int = 50):
+    """SQLite as built with a low SQLITE_MAX_VARIABLE_NUMBER (PostgreSQL has no such limit)."""
+    if connection.vendor != "sqlite":
+        yield
+        return
+    connection.ensure_connection()
+    before = connection.connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, limit)
+    try:
+        yield
+    finally:
+        connection.connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, before)
+
+
+def test_a_window_of_new_conversations_gives_each_message_its_own(mailbox):
+    start = timezone.now() - dt.timedelta(days=1)
+    rows = new_rows(300, start)
+    random.Random(7).shuffle(rows)  # a window is in UID order, not in age order
+    assert assign_conversations(mailbox.pk, rows) == []
+
+    conversations = Conversation.objects.in_bulk([row["conversation_id"] for row in rows])
+    assert len(conversations) == 300
+    for row in rows:
+        conversation = conversations[row["conversation_id"]]
+        assert conversation.subject == row["subject"]
+        assert conversation.last_message_at == row["internal_date"]
+        assert conversation.mailbox_id == mailbox.pk
+        assert conversation.status == Conversation.Status.OPEN
+        assert conversation.assignee is None and conversation.snoozed_until is None
+        assert conversation.created_at > start
+    # The older conversation has the smaller id (the oldest wins when a message names two).
+    by_age = sorted(rows, key=lambda row: row["internal_date"])
+    assert [row["conversation_id"] for row in by_age] == sorted(conversations)
+
+
+def test_replies_to_hundreds_of_conversations_join_them_in_one_window(mailbox, alice):
+    start = timezone.now() - dt.timedelta(days=1)
+    originals = new_rows(300, start)
+    assign_conversations(mailbox.pk, originals)
+    closed = Conversation.objects.get(pk=originals[0]["conversation_id"])
+    team.set_status(alice, [closed], Conversation.Status.CLOSED)
+
+    replies = new_rows(
+        300,
+        timezone.now(),
+        message_id="<r{n}@x>",
+        in_reply_to="<m{n}@x>",
+        references="<m{n}@x>",
+        subject="Re: Question {n}",
+    )
+    with few_parameters_per_statement():
+        joined = assign_conversations(mailbox.pk, replies)
+
+    assert joined == sorted(row["conversation_id"] for row in originals)
+    for original, reply in zip(originals, replies, strict=True):
+        assert reply["conversation_id"] == original["conversation_id"]
+    conversations = Conversation.objects.in_bulk(joined)
+    for reply in replies:
+        assert conversations[reply["conversation_id"]].last_message_at == reply["internal_date"]
+    assert conversations[closed.pk].status == Conversation.Status.OPEN
+    assert Conversation.objects.filter(mailbox=mailbox).count() == 300
+    assert closed.refs.count() == 2
+
+
+def test_a_window_repeating_known_ids_stores_each_once(mailbox):
+    start = timezone.now() - dt.timedelta(days=1)
+    first = new_rows(1, start)
+    assign_conversations(mailbox.pk, first)
+    # Three replies in one window, each naming the original and the one before.
+    replies = new_rows(
+        3, start + dt.timedelta(hours=1), message_id="<r{n}@x>", references="<m0@x> <r0@x>"
+    )
+    assign_conversations(mailbox.pk, replies)
+    conversation = Conversation.objects.get()
+    assert {row["conversation_id"] for row in replies} == {conversation.pk}
+    assert conversation.refs.count() == 4  # m0, r0, r1, r2

@@ -1,0 +1,200 @@
+"""Bulk reads and writes in raw SQL, where building model instances costs more than the database.
+
+bulk_create builds a model instance per row and compiles every value, and a filter on thousands
+of values compiles each of them: grouping a sync window into conversations spent most of its
+time there. Here rows come column by column, as lists of plain values (`{attname: [value per
+row]}`), with the values every row shares apart. PostgreSQL takes each list as one array
+parameter (unnest, = ANY); SQLite, in process, runs a prepared statement per row or chunks.
+
+What is written matches the ORM: a field given neither per row nor shared gets its default, as a
+new instance would (computed once per call). On SQLite each value goes through its field's
+get_db_prep_save or get_db_prep_value; psycopg adapts the plain values used with these helpers
+(ints, strings, aware datetimes) itself, so on PostgreSQL only shared values are prepared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db import connection
+
+
+def insert(model, columns: dict[str, list], shared: dict | None = None) -> list[int]:
+    """Insert one row per position of the lists in columns; returns their ids in that order."""
+    count = _count(columns)
+    if not count:
+        return []
+    pk = model._meta.pk
+    if connection.vendor == "postgresql":
+        # Ids are taken from the sequence first and written with the rows, so each row's id is
+        # known: SQL leaves the order of an INSERT's RETURNING rows undefined. Sorted, they
+        # also grow with the rows' order, as the ORM's do (the oldest conversation has the
+        # smallest id).
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                [quote(model._meta.db_table), pk.column, count],
+            )
+            ids = sorted(row[0] for row in cursor.fetchall())
+        _insert_arrays(model, {pk.attname: ids, **columns}, shared)
+        return ids
+    # SQLite: one row per statement, in order, each reading back its own id.
+    sql, rows = _insert_rows(model, columns, shared)
+    ids = []
+    with connection.cursor() as cursor:
+        for row in rows:
+            cursor.execute(sql, row)
+            ids.append(cursor.lastrowid)
+    return ids
+
+
+def insert_ignoring_conflicts(model, columns: dict[str, list], shared: dict | None = None) -> None:
+    """Insert rows, leaving out those that a unique constraint says are already there."""
+    if not _count(columns):
+        return
+    suffix = " ON CONFLICT DO NOTHING"
+    if connection.vendor == "postgresql":
+        _insert_arrays(model, columns, shared, suffix)
+        return
+    sql, rows = _insert_rows(model, columns, shared)
+    with connection.cursor() as cursor:
+        cursor.executemany(sql + suffix, rows)
+
+
+def update(model, attname: str, values: dict[int, object]) -> None:
+    """Set one field of many rows: values maps an id to that row's new value."""
+    if not values:
+        return
+    pk, field = model._meta.pk, model._meta.get_field(attname)
+    table, column, pk_column = quote(model._meta.db_table), quote(field.column), quote(pk.column)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"UPDATE {table} SET {column} = given.value "
+                f"FROM unnest(%s::{_type(pk)}[], %s::{_type(field)}[]) AS given (id, value) "
+                f"WHERE {table}.{pk_column} = given.id",
+                [list(values), list(values.values())],
+            )
+        else:
+            cursor.executemany(
+                f"UPDATE {table} SET {column} = %s WHERE {pk_column} = %s",
+                [(field.get_db_prep_save(v, connection), key) for key, v in values.items()],
+            )
+
+
+def select_in(
+    model, attnames: list[str], where: dict, attname: str, values: Iterable
+) -> list[tuple]:
+    """The attnames of the rows matching where (equality) whose attname is one of values.
+
+    Values come back as the ORM's values_list gives them (aware datetimes on SQLite too)."""
+    values = list(values)
+    if not values:
+        return []
+    meta = model._meta
+    field = meta.get_field(attname)
+    select = ", ".join(quote(meta.get_field(name).column) for name in attnames)
+    conditions = [f"{quote(meta.get_field(name).column)} = %s" for name in where]
+    params = [meta.get_field(name).get_db_prep_value(v, connection) for name, v in where.items()]
+    sql = f"SELECT {select} FROM {quote(meta.db_table)} WHERE {' AND '.join(conditions)}"
+    sql += " AND " if conditions else ""
+    found = []
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"{sql}{quote(field.column)} = ANY(%s::{_type(field)}[])", [*params, values]
+            )
+            found = cursor.fetchall()
+        else:
+            # SQLite limits the number of parameters of a statement.
+            size = connection.features.max_query_params - len(params)
+            for start in range(0, len(values), size):
+                chunk = [
+                    field.get_db_prep_value(v, connection) for v in values[start : start + size]
+                ]
+                marks = ", ".join(["%s"] * len(chunk))
+                cursor.execute(f"{sql}{quote(field.column)} IN ({marks})", [*params, *chunk])
+                found += cursor.fetchall()
+    return _converted(model, attnames, found)
+
+
+def _converted(model, attnames: list[str], rows: list[tuple]) -> list[tuple]:
+    """Rows with the conversions the ORM applies to what the database returns."""
+    converters = []
+    for position, name in enumerate(attnames):
+        col = model._meta.get_field(name).get_col(model._meta.db_table)
+        functions = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
+        if functions:
+            converters.append((position, col, functions))
+    if not converters:
+        return rows
+    converted = []
+    for row in map(list, rows):
+        for position, col, functions in converters:
+            for function in functions:
+                row[position] = function(row[position], col, connection)
+        converted.append(tuple(row))
+    return converted
+
+
+def _count(columns: dict[str, list]) -> int:
+    lengths = {len(values) for values in columns.values()}
+    if len(lengths) != 1:
+        raise ValueError("Every column needs one value per row.")
+    return lengths.pop()
+
+
+def _shared(model, columns: dict[str, list], shared: dict | None) -> dict:
+    """Shared values, prepared, with the default of every field given no value."""
+    shared = shared or {}
+    values = {}
+    for field in model._meta.concrete_fields:
+        if field.primary_key or field.attname in columns:
+            continue
+        value = shared[field.attname] if field.attname in shared else field.get_default()
+        values[field.attname] = field.get_db_prep_save(value, connection)
+    return values
+
+
+def _insert_arrays(model, columns: dict[str, list], shared: dict | None, suffix: str = "") -> None:
+    fields = {field.attname: field for field in model._meta.concrete_fields}
+    constants = _shared(model, columns, shared)
+    names = [*columns, *constants]
+    arrays = ", ".join(f"%s::{_type(fields[name])}[]" for name in columns)
+    select = [f"given.{quote(fields[name].column)}" for name in columns]
+    select += [f"%s::{_type(fields[name])}" for name in constants]
+    aliases = ", ".join(quote(fields[name].column) for name in columns)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(model._meta.db_table)} "
+            f"({', '.join(quote(fields[name].column) for name in names)}) "
+            f"SELECT {', '.join(select)} FROM unnest({arrays}) AS given ({aliases}){suffix}",
+            [*constants.values(), *columns.values()],
+        )
+
+
+def _insert_rows(model, columns: dict[str, list], shared: dict | None):
+    """An INSERT of one row, and each row's parameters, prepared as the ORM prepares them."""
+    fields = {field.attname: field for field in model._meta.concrete_fields}
+    constants = _shared(model, columns, shared)
+    names = [*columns, *constants]
+    sql = (
+        f"INSERT INTO {quote(model._meta.db_table)} "
+        f"({', '.join(quote(fields[name].column) for name in names)}) "
+        f"VALUES ({', '.join(['%s'] * len(names))})"
+    )
+    prepare = [fields[name].get_db_prep_save for name in columns]
+    tail = tuple(constants.values())
+    rows = [
+        tuple(p(v, connection) for p, v in zip(prepare, values, strict=True)) + tail
+        for values in zip(*columns.values(), strict=True)
+    ]
+    return sql, rows
+
+
+def _type(field) -> str:
+    return field.cast_db_type(connection)
+
+
+def quote(name: str) -> str:
+    return connection.ops.quote_name(name)
