@@ -150,25 +150,39 @@ def queue_mirror(conversation: Conversation, message_ids: Iterable[int] | None =
     return len(updates)
 
 
-def arrived(mailbox: Mailbox, new_rows: list[dict], message_ids: list[int]) -> None:
+def arrived(
+    mailbox: Mailbox,
+    new_rows: list[dict],
+    message_ids: list[int],
+    conversation_ids: Iterable[int] | None = None,
+) -> None:
     """Messages the sync just stored (one window, in its transaction): Kotak keywords they
     arrived with restore their conversations' state (an earlier install's work, a move by
     another client), then they get their conversations' keywords where those are worked (a
-    reply joining an assigned conversation; rows renumbered by a UIDVALIDITY reset)."""
-    read_back(mailbox, arrival_signals(new_rows), notify=False)
-    mirror_arrivals(mailbox, message_ids)
+    reply joining an assigned conversation; rows renumbered by a UIDVALIDITY reset).
+
+    `conversation_ids`, when the caller knows them: the conversations these messages joined
+    that existed before (one the window created is worked only if read back here)."""
+    restored = read_back(mailbox, arrival_signals(new_rows), notify=False)
+    if conversation_ids is not None:
+        conversation_ids = {*conversation_ids, *restored}
+    mirror_arrivals(mailbox, message_ids, conversation_ids)
 
 
-def mirror_arrivals(mailbox: Mailbox, message_ids: list[int]) -> int:
+def mirror_arrivals(
+    mailbox: Mailbox, message_ids: list[int], conversation_ids: Iterable[int] | None = None
+) -> int:
     """Queue the conversation's keywords for these messages; conversations nobody has worked
-    are skipped with two queries."""
+    are skipped with one or two queries."""
     if not message_ids or not mailbox.mirror_keywords:
         return 0
-    conversation_ids = set(
-        Message.objects.filter(pk__in=message_ids, conversation__isnull=False).values_list(
-            "conversation_id", flat=True
-        )
-    )
+    if conversation_ids is None:
+        conversation_ids = Message.objects.filter(
+            pk__in=message_ids, conversation__isnull=False
+        ).values_list("conversation_id", flat=True)
+    conversation_ids = set(conversation_ids)
+    if not conversation_ids:
+        return 0
     worked = (
         Conversation.objects.filter(pk__in=conversation_ids)
         .exclude(status=Status.OPEN, assignee__isnull=True)

@@ -7,7 +7,11 @@ repeats work on the next run but never loses or duplicates a message.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
+import sys
+import threading
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -16,12 +20,12 @@ from datetime import UTC, datetime, timedelta
 
 import imapclient
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from webmail import db, live
 from webmail import keywords as keyword_mirror
-from webmail import live
 from webmail.actions import pending_flag_values, pending_keywords
 from webmail.conversations import assign_conversations
 from webmail.imap.extensions import FolderStatus, pop_vanished
@@ -87,6 +91,22 @@ class FolderSyncResult:
     remapped: int = 0
     uidvalidity_reset: bool = False
     skipped: str = ""  # why nothing was done: "unchanged", "busy", "parked"
+
+
+@dataclass
+class Window:
+    """A run of UIDs to fetch and store in one transaction, and where the cursor goes after."""
+
+    uids: list[int]
+    uidnext: int | None = None  # the folder's UIDNEXT once this window is stored
+    lowest: int | None = None  # the lowest UID known stored once this window is stored
+
+
+@dataclass
+class Fetched:
+    window: Window
+    rows: list[dict]
+    vanished: set[int]  # UIDs the server reported expunged while answering (QRESYNC)
 
 
 class FolderParked(Exception):
@@ -190,6 +210,18 @@ def _uid_set(uids: list[int]) -> str:
         prev = uid
     ranges.append(f"{start}:{prev}" if start != prev else str(start))
     return ",".join(ranges)
+
+
+def _relaxed_commit() -> None:
+    """Let PostgreSQL answer this transaction's COMMIT before its WAL reaches the disk.
+
+    Safe for a sync window because its rows and the cursor commit together: a database
+    crash in the next fraction of a second forgets both, and the next run fetches the
+    window again. (Never for user actions, whose loss nobody would notice.)
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
 def bury(messages) -> None:
@@ -383,8 +415,9 @@ class FolderSync:
         found = self.client.search(["UID", f"{folder.uidnext}:*"])
         # "N:*" always matches the highest UID even when it is below N: filter.
         uids = sorted(uid for uid in found if uid >= folder.uidnext)
-        for window in _chunks(uids, self.window):
-            self._store_window(window, uidnext=window[-1] + 1)
+        self._store_windows(
+            Window(window, uidnext=window[-1] + 1) for window in _chunks(uids, self.window)
+        )
 
     def _backfill(self) -> None:
         """Initial sync, newest to oldest, one committed window at a time."""
@@ -398,41 +431,105 @@ class FolderSync:
         )
         folder.sync_total = folder.sync_done + len(uids)
         if not uids:
-            self._store_window([], lowest=1)
-        for index, window in enumerate(_chunks(uids, self.window)):
-            is_last = (index + 1) * self.window >= len(uids)
-            self._store_window(sorted(window), lowest=1 if is_last else min(window))
+            self._store_windows([Window([], lowest=1)])
+            return
+        windows = list(_chunks(uids, self.window))
+        self._store_windows(
+            Window(sorted(window), lowest=1 if index == len(windows) - 1 else min(window))
+            for index, window in enumerate(windows)
+        )
 
-    def _orphans(self) -> dict[str, list[int]]:
-        """Rows left from before a UIDVALIDITY reset, by stable identity."""
-        if self.orphans is None:
-            self.orphans = defaultdict(list)
-            rows = self.folder.messages.filter(uid__lt=0).values_list("stable_id", "pk")
-            for stable_id, pk in rows.order_by("-uid"):
-                self.orphans[stable_id].append(pk)
-        return self.orphans
+    def _store_windows(self, windows: Iterable[Window]) -> None:
+        """Fetch and store windows in order. With more than one, the next window is fetched
+        and parsed on a second thread while this one writes the previous to the database:
+        the IMAP server, this process and the database each work at the same time.
 
-    def _store_window(
-        self, uids: list[int], *, uidnext: int | None = None, lowest: int | None = None
-    ) -> None:
+        The cursor still moves one committed window at a time, in order, so a crash anywhere
+        loses nothing (at most the windows fetched ahead are fetched again).
+        """
+        windows = list(windows)
+        if len(windows) == 1:
+            self._write_window(self._fetch_window(windows[0]))
+            return
+        if not windows:
+            return
+        fetched: queue.Queue = queue.Queue(maxsize=2)
+        stop = threading.Event()
+
+        def produce() -> None:
+            try:
+                for window in windows:
+                    item = self._fetch_window(window)
+                    while not stop.is_set():
+                        try:
+                            fetched.put(item, timeout=0.5)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+            except BaseException as exc:  # noqa: BLE001 — handed to the writer, which raises it
+                fetched.put(exc)
+
+        reader = threading.Thread(target=produce, name=f"kotak-fetch-{self.folder.pk}")
+        # The writer waits on the database many times a window; with the default 5 ms switch
+        # interval each wake-up can wait that long for the reader to yield the GIL.
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(interval, 0.0005))
+        reader.start()
+        try:
+            for _ in windows:
+                item = fetched.get()
+                if isinstance(item, BaseException):
+                    raise item
+                self._write_window(item)
+        finally:
+            stop.set()
+            while reader.is_alive():
+                # Unblock a reader waiting to hand over a window.
+                with contextlib.suppress(queue.Empty):
+                    fetched.get(timeout=0.1)
+            reader.join()
+            sys.setswitchinterval(interval)
+
+    def _fetch_window(self, window: Window) -> Fetched:
+        """FETCH one window and build its rows. Touches the IMAP connection, never the
+        database: it may run on the reader thread."""
         folder = self.folder
         rows = []
-        if uids:
-            wanted = set(uids)
-            response = fetch_headers(self.client, _uid_set(uids), self.fetch_items)
+        if window.uids:
+            wanted = set(window.uids)
+            response = fetch_headers(self.client, _uid_set(window.uids), self.fetch_items)
             rows = [
                 build_message(folder, uid, data) for uid, data in response.items() if uid in wanted
             ]
+        vanished = pop_vanished(self.client) if self.qresync else set()
+        return Fetched(window, rows, vanished)
+
+    def _write_window(self, fetched: Fetched) -> None:
+        folder = self.folder
+        rows, uidnext, lowest = fetched.rows, fetched.window.uidnext, fetched.window.lowest
         remapped = self._match_orphans(rows)
         new_rows = [row for row in rows if "id" not in row]
         with transaction.atomic():
+            _relaxed_commit()
             self._follow_moves(new_rows)
-            assign_conversations(folder.mailbox_id, new_rows, folder.special_use)
+            # Conversations that existed before this window: the ones moves and copies point
+            # at, those new mail joined, those of renumbered rows. Only those can be worked.
+            existing = {row["conversation_id"] for row in new_rows if row["conversation_id"]}
+            existing.update(assign_conversations(folder.mailbox_id, new_rows, folder.special_use))
             if remapped:
                 Message.objects.bulk_update(remapped, ["uid", *UPSERT_FIELDS], batch_size=500)
+                existing.update(
+                    Message.objects.filter(
+                        pk__in=[m.pk for m in remapped], conversation__isnull=False
+                    ).values_list("conversation_id", flat=True)
+                )
             ids = upsert_messages(new_rows)
             # Keywords new rows bring are read back; worked conversations' go onto new rows.
-            keyword_mirror.arrived(folder.mailbox, new_rows, ids + [m.pk for m in remapped])
+            keyword_mirror.arrived(
+                folder.mailbox, new_rows, ids + [m.pk for m in remapped], existing
+            )
             if uidnext is not None:
                 folder.uidnext = max(folder.uidnext or 0, uidnext)
             if lowest is not None:
@@ -461,8 +558,17 @@ class FolderSync:
                     folder_id=folder.pk,
                     message_ids=ids[:500],
                 )
-        self._apply_vanished()
+        self._remove_vanished(fetched.vanished)
         self.progress(folder)
+
+    def _orphans(self) -> dict[str, list[int]]:
+        """Rows left from before a UIDVALIDITY reset, by stable identity."""
+        if self.orphans is None:
+            self.orphans = defaultdict(list)
+            rows = self.folder.messages.filter(uid__lt=0).values_list("stable_id", "pk")
+            for stable_id, pk in rows.order_by("-uid"):
+                self.orphans[stable_id].append(pk)
+        return self.orphans
 
     def _match_orphans(self, rows: list[dict]) -> list[Message]:
         """Give rows from before a UIDVALIDITY reset their new UID (same pk, same team data)."""
@@ -488,27 +594,34 @@ class FolderSync:
         fresh = {row["stable_id"]: row for row in rows}
         if not fresh:
             return
-        stones = MessageTombstone.objects.filter(
-            mailbox_id=self.folder.mailbox_id, stable_id__in=list(fresh)
-        )
+        mailbox_id = self.folder.mailbox_id
         used = []
-        for stone in stones:
-            row = fresh.get(stone.stable_id)
-            if row is not None and row["conversation_id"] is None:
-                row["conversation_id"] = stone.conversation_id
-                used.append(stone.pk)
+        stones = db.select_in(
+            MessageTombstone,
+            ["id", "stable_id", "conversation_id"],
+            {"mailbox_id": mailbox_id},
+            "stable_id",
+            fresh,
+        )
+        for pk, stable_id, conversation_id in stones:
+            row = fresh[stable_id]
+            if row["conversation_id"] is None:
+                row["conversation_id"] = conversation_id
+                used.append(pk)
         if used:
             MessageTombstone.objects.filter(pk__in=used).delete()
         # The destination may be synced before the source: the copy still in the old folder
         # (or a true copy, which belongs to the same conversation anyway) tells too.
         waiting = [key for key, row in fresh.items() if row["conversation_id"] is None]
-        if waiting:
-            twins = Message.objects.filter(
-                mailbox_id=self.folder.mailbox_id,
-                stable_id__in=waiting,
-                conversation__isnull=False,
-            ).values_list("stable_id", "conversation_id")
-            for stable_id, conversation_id in twins:
+        twins = db.select_in(
+            Message,
+            ["stable_id", "conversation_id"],
+            {"mailbox_id": mailbox_id},
+            "stable_id",
+            waiting,
+        )
+        for stable_id, conversation_id in twins:
+            if conversation_id is not None:
                 fresh[stable_id]["conversation_id"] = conversation_id
 
     # -- flags ------------------------------------------------------------------------------
@@ -558,7 +671,7 @@ class FolderSync:
         folder = self.folder
         current = {
             row["uid"]: row
-            for row in folder.messages.filter(uid__in=list(response)).values(
+            for row in folder.messages.filter(db.AnyOf(F("uid"), list(response))).values(
                 "pk", "uid", "conversation_id", *FLAG_FIELDS
             )
         }
@@ -620,16 +733,20 @@ class FolderSync:
         """Remove the UIDs the server reported as VANISHED in answer to the last command."""
         if not self.qresync:
             return
-        folder = self.folder
-        if folder.uidnext is None:
+        if self.folder.uidnext is None:
             pop_vanished(self.client, 1, 0)  # nothing stored yet: just discard
             return
-        uids = pop_vanished(self.client, 1, folder.uidnext - 1)
+        self._remove_vanished(pop_vanished(self.client))
+
+    def _remove_vanished(self, uids: set[int]) -> None:
+        folder = self.folder
+        if folder.uidnext is not None:
+            uids = {uid for uid in uids if uid < folder.uidnext}
         if not uids:
             return
         gone: list[int] = []
         for chunk in _chunks(sorted(uids), 5000):
-            gone += folder.messages.filter(uid__in=chunk).values_list("pk", flat=True)
+            gone += folder.messages.filter(db.AnyOf(F("uid"), chunk)).values_list("pk", flat=True)
         if gone:
             self._remove(gone)
 
@@ -658,8 +775,7 @@ class FolderSync:
         if self.full_scan:
             # The invariant says none can be missing; the audit checks rather than trusts it.
             missing = sorted(on_server - stored_uids)
-            for window in _chunks(missing, self.window):
-                self._store_window(window)
+            self._store_windows(Window(window) for window in _chunks(missing, self.window))
 
     def _remove(self, pks: list[int]) -> None:
         """Delete rows, leaving a tombstone for those in a conversation (see _follow_moves)."""
