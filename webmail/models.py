@@ -317,7 +317,11 @@ class Conversation(models.Model):
         PENDING = "pending", "Pending"
         CLOSED = "closed", "Closed"
 
-    mailbox = models.ForeignKey(Mailbox, models.CASCADE, related_name="conversations")
+    # No index of its own on mailbox or assignee: conversation_queue and conversation_activity
+    # start with mailbox, conversation_assignee with assignee.
+    mailbox = models.ForeignKey(
+        Mailbox, models.CASCADE, related_name="conversations", db_index=False
+    )
     subject = models.CharField(max_length=998, blank=True)
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -325,6 +329,7 @@ class Conversation(models.Model):
         null=True,
         blank=True,
         related_name="assigned_conversations",
+        db_index=False,
     )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
     # When the status last changed: only mail newer than that reopens a closed conversation.
@@ -359,7 +364,8 @@ class ThreadRef(models.Model):
     synced before the message it answers still finds it, as does a sibling reply.
     """
 
-    mailbox = models.ForeignKey(Mailbox, models.CASCADE, related_name="+")
+    # unique_thread_ref starts with mailbox: no index of its own.
+    mailbox = models.ForeignKey(Mailbox, models.CASCADE, related_name="+", db_index=False)
     # blake2b-128 of the lower-cased id: Message-IDs may be up to 998 characters.
     ref_hash = models.CharField(max_length=32)
     conversation = models.ForeignKey(Conversation, models.CASCADE, related_name="refs")
@@ -449,8 +455,10 @@ class MessageQuerySet(models.QuerySet):
 class Message(models.Model):
     """One message in one folder, as last seen on the server (headers, flags, structure)."""
 
-    mailbox = models.ForeignKey(Mailbox, models.CASCADE, related_name="messages")
-    folder = models.ForeignKey(Folder, models.CASCADE, related_name="messages")
+    # The sync writes messages by the thousand, and each index costs every insert: mailbox,
+    # folder and conversation have none of their own, as the indexes in Meta start with them.
+    mailbox = models.ForeignKey(Mailbox, models.CASCADE, related_name="messages", db_index=False)
+    folder = models.ForeignKey(Folder, models.CASCADE, related_name="messages", db_index=False)
     uid = models.BigIntegerField()
     # Survives UIDVALIDITY resets and moves: EMAILID/X-GM-MSGID, else a header hash.
     stable_id = models.CharField(max_length=64)
@@ -489,7 +497,12 @@ class Message(models.Model):
     raw_headers = models.BinaryField(null=True, blank=True)
 
     conversation = models.ForeignKey(
-        Conversation, models.SET_NULL, null=True, blank=True, related_name="messages"
+        Conversation,
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="messages",
+        db_index=False,
     )
 
     objects = MessageQuerySet.as_manager()
@@ -520,7 +533,8 @@ class MessageTombstone(models.Model):
     """A message that left a folder, kept briefly so a copy appearing in another folder is
     recognised as the same message (a move by another client) and keeps its conversation."""
 
-    mailbox = models.ForeignKey(Mailbox, models.CASCADE, related_name="+")
+    # tombstone_stable_id starts with mailbox: no index of its own.
+    mailbox = models.ForeignKey(Mailbox, models.CASCADE, related_name="+", db_index=False)
     stable_id = models.CharField(max_length=64)
     conversation = models.ForeignKey(Conversation, models.CASCADE, related_name="+")
     removed_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -552,7 +566,8 @@ class Change(models.Model):
     Its id is the server-sent event id, so a reconnecting browser resumes with Last-Event-ID.
     """
 
-    mailbox = models.ForeignKey(Mailbox, models.CASCADE, related_name="changes")
+    # change_stream starts with mailbox: no index of its own.
+    mailbox = models.ForeignKey(Mailbox, models.CASCADE, related_name="changes", db_index=False)
     kind = models.CharField(max_length=40)
     folder_id = models.BigIntegerField(null=True, blank=True)
     conversation_id = models.BigIntegerField(null=True, blank=True)
