@@ -65,22 +65,49 @@ def insert_ignoring_conflicts(model, columns: dict[str, list], shared: dict | No
 
 def update(model, attname: str, values: dict[int, object]) -> None:
     """Set one field of many rows: values maps an id to that row's new value."""
-    if not values:
+    update_rows(model, [attname], {key: (value,) for key, value in values.items()})
+
+
+def update_rows(model, attnames: list[str], rows: dict[int, tuple]) -> None:
+    """Set fields of many rows in one statement: rows maps an id to that row's new values, in
+    the order of attnames."""
+    if not rows:
         return
-    pk, field = model._meta.pk, model._meta.get_field(attname)
-    table, column, pk_column = quote(model._meta.db_table), quote(field.column), quote(pk.column)
+    pk = model._meta.pk
+    fields = [model._meta.get_field(name) for name in attnames]
+    table, pk_column = quote(model._meta.db_table), quote(pk.column)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            names = [f"v{i}" for i in range(len(fields))]
+            arrays = ", ".join(f"%s::{_type(field)}[]" for field in fields)
+            assignments = ", ".join(
+                f"{quote(field.column)} = given.{name}"
+                for field, name in zip(fields, names, strict=True)
+            )
+            columns = [
+                [field.get_db_prep_save(row[i], connection) for row in rows.values()]
+                for i, field in enumerate(fields)
+            ]
             cursor.execute(
-                f"UPDATE {table} SET {column} = given.value "
-                f"FROM unnest(%s::{_type(pk)}[], %s::{_type(field)}[]) AS given (id, value) "
+                f"UPDATE {table} SET {assignments} "
+                f"FROM unnest(%s::{_type(pk)}[], {arrays}) AS given (id, {', '.join(names)}) "
                 f"WHERE {table}.{pk_column} = given.id",
-                [list(values), list(values.values())],
+                [list(rows), *columns],
             )
         else:
+            assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
             cursor.executemany(
-                f"UPDATE {table} SET {column} = %s WHERE {pk_column} = %s",
-                [(field.get_db_prep_save(v, connection), key) for key, v in values.items()],
+                f"UPDATE {table} SET {assignments} WHERE {pk_column} = %s",
+                [
+                    (
+                        *(
+                            f.get_db_prep_save(v, connection)
+                            for f, v in zip(fields, row, strict=True)
+                        ),
+                        key,
+                    )
+                    for key, row in rows.items()
+                ],
             )
 
 

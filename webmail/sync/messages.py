@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
-import sys
 import threading
 import uuid
 from collections import defaultdict
@@ -261,6 +260,7 @@ class FolderSync:
             self.fetch_items.append("X-GM-MSGID")
         self.owner = owner or uuid.uuid4().hex
         self.orphans: dict[str, list[int]] | None = None
+        self.known_uidnext: int | None = None  # the folder's UIDNEXT before this pass
         self.initial = False
         last_scan = folder.last_full_scan_at
         self.full_scan = last_scan is None or last_scan < timezone.now() - timedelta(
@@ -301,6 +301,7 @@ class FolderSync:
             # Fetching every message is itself the full scan; it is recorded when complete.
             self.initial = True
 
+        self.known_uidnext = folder.uidnext
         self._fetch_new()
         self._backfill()
         if self.condstore and modseq is not None:
@@ -472,10 +473,6 @@ class FolderSync:
                 fetched.put(exc)
 
         reader = threading.Thread(target=produce, name=f"kotak-fetch-{self.folder.pk}")
-        # The writer waits on the database many times a window; with the default 5 ms switch
-        # interval each wake-up can wait that long for the reader to yield the GIL.
-        interval = sys.getswitchinterval()
-        sys.setswitchinterval(min(interval, 0.0005))
         reader.start()
         try:
             for _ in windows:
@@ -490,7 +487,6 @@ class FolderSync:
                 with contextlib.suppress(queue.Empty):
                     fetched.get(timeout=0.1)
             reader.join()
-            sys.setswitchinterval(interval)
 
     def _fetch_window(self, window: Window) -> Fetched:
         """FETCH one window and build its rows. Touches the IMAP connection, never the
@@ -626,13 +622,14 @@ class FolderSync:
 
     # -- flags ------------------------------------------------------------------------------
 
-    def _stored_range(self) -> str | None:
+    def _stored_range(self, below: int | None = None) -> str | None:
         folder = self.folder
         if folder.lowest_synced_uid is None or folder.uidnext is None:
             return None
-        if folder.lowest_synced_uid >= folder.uidnext:
+        end = min(folder.uidnext, below or folder.uidnext)
+        if folder.lowest_synced_uid >= end:
             return None
-        return f"{folder.lowest_synced_uid}:{folder.uidnext - 1}"
+        return f"{folder.lowest_synced_uid}:{end - 1}"
 
     def _changed_flags(self, modseq: int) -> None:
         """CONDSTORE (RFC 7162 §3.1.4): only what changed since the stored HIGHESTMODSEQ.
@@ -643,7 +640,9 @@ class FolderSync:
         folder = self.folder
         if folder.highestmodseq is not None and modseq <= folder.highestmodseq:
             return
-        uid_range = self._stored_range()
+        # Messages fetched by this pass came with their current flags: only those stored
+        # before it can have changes to fetch.
+        uid_range = self._stored_range(below=self.known_uidnext)
         if uid_range and folder.highestmodseq is not None:
             modifiers = [f"CHANGEDSINCE {folder.highestmodseq}"]
             if self.qresync:
@@ -717,7 +716,11 @@ class FolderSync:
         if not updates:
             return
         with transaction.atomic():
-            Message.objects.bulk_update(updates, FLAG_FIELDS, batch_size=500)
+            db.update_rows(
+                Message,
+                FLAG_FIELDS,
+                {m.pk: tuple(getattr(m, name) for name in FLAG_FIELDS) for m in updates},
+            )
             live.record(
                 folder.mailbox_id,
                 "flags_changed",

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import operator
 
-from django.db import connection
+from django.db import connection, transaction
+from psycopg.errors import UniqueViolation
 
 from webmail.models import Message
 
@@ -33,7 +34,7 @@ def _fields():
 
 def upsert_messages(rows: list[dict]) -> list[int]:
     """Insert rows (dicts keyed by field attname), or update the flags and headers of those
-    whose (folder, uid) exists. Returns the ids of all rows."""
+    whose (folder, uid) exists. Returns the ids of all rows, in their order."""
     if not rows:
         return []
     fields = _fields()
@@ -69,6 +70,24 @@ def _copy_upsert(table: str, columns: list[str], updates: list[str], values: lis
     assignments = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in updates)
     with connection.cursor() as cursor:
         raw = cursor.cursor  # psycopg's own cursor, for COPY
+        # The folder's cursor says these UIDs are not stored, so the rows are normally all
+        # new: COPY them straight into the table, with ids taken from its sequence first. If
+        # one is there after all, the savepoint undoes the COPY and they are upserted below.
+        raw.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            [table, len(values)],
+        )
+        ids = sorted(row[0] for row in raw.fetchall())
+        try:
+            with (
+                transaction.atomic(),
+                raw.copy(f'COPY {table} ("id", {column_list}) FROM STDIN') as copy,
+            ):
+                for pk, row in zip(ids, values, strict=True):
+                    copy.write_row((pk, *row))
+            return ids
+        except UniqueViolation:
+            pass
         # Same columns and types as the table, none of its constraints; emptied at commit.
         raw.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS kotak_message_load ON COMMIT DELETE ROWS "
@@ -82,9 +101,11 @@ def _copy_upsert(table: str, columns: list[str], updates: list[str], values: lis
                 copy.write_row(row)
         raw.execute(
             f"INSERT INTO {table} ({column_list}) SELECT {column_list} FROM kotak_message_load "
-            f'ON CONFLICT ("folder_id", "uid") DO UPDATE SET {assignments} RETURNING "id"'
+            f'ON CONFLICT ("folder_id", "uid") DO UPDATE SET {assignments} RETURNING "uid", "id"'
         )
-        return [row[0] for row in raw.fetchall()]
+        by_uid = dict(raw.fetchall())  # RETURNING follows no particular order
+        uid = columns.index("uid")
+        return [by_uid[row[uid]] for row in values]
 
 
 def _executemany_upsert(
@@ -101,6 +122,5 @@ def _executemany_upsert(
         )
     folder_id = rows[0]["folder_id"]
     uids = [row["uid"] for row in rows]
-    return list(
-        Message.objects.filter(folder_id=folder_id, uid__in=uids).values_list("pk", flat=True)
-    )
+    ids = dict(Message.objects.filter(folder_id=folder_id, uid__in=uids).values_list("uid", "pk"))
+    return [ids[uid] for uid in uids]
