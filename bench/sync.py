@@ -257,7 +257,7 @@ def run(data_dir: str) -> None:
         client.add_flags(random.Random(2).sample(uids, 100), [r"\Flagged"])
         client.logout()
         server.write_maildir(USER, "INBOX", make_messages(1000, seed=3))
-        baseline_resync(server)  # the server takes in the new files once, for both runs
+        baseline_resync(server, since)  # the server takes in the new files once, for both runs
         d0 = baseline_resync(server, since)
         d, _ = run_sync_timed(env, key, warm="warm")
 
