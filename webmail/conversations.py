@@ -124,13 +124,23 @@ def assign_conversations(mailbox_id: int, rows: list[dict], folder_role: str = "
     oldest_first = sorted(
         members.values(), key=lambda indexes: min(pending[i]["internal_date"] for i in indexes)
     )
+    # Groups that name no known id and whose one message is a reply by its subject only.
+    candidates = [
+        indexes[0]
+        for indexes in oldest_first
+        if len(indexes) == 1 and not any(h in known for h in refs[indexes[0]])
+        and _subject_candidate([pending[indexes[0]]])
+    ]  # fmt: skip
+    by_earlier_subject = dict(
+        zip(candidates, _by_subject(mailbox_id, [pending[i] for i in candidates]), strict=True)
+    )
     for indexes in oldest_first:
         # The oldest conversation among those the group's ids already belong to.
         found = sorted({known[h] for i in indexes for h in refs[i] if h in known})
         conversation_id = found[0] if found else None
         group = [pending[i] for i in indexes]
-        if conversation_id is None:
-            conversation_id = _by_subject(mailbox_id, group)
+        if conversation_id is None and len(group) == 1:
+            conversation_id = by_earlier_subject.get(indexes[0])
         if conversation_id is None and _subject_candidate(group):
             earlier = by_subject.get(normalized_subject(group[0]["subject"]))
             if earlier is not None and _within_window(earlier, group[0]["internal_date"]):
@@ -178,26 +188,33 @@ def assign_conversations(mailbox_id: int, rows: list[dict], folder_role: str = "
     return sorted(joined)
 
 
-def _by_subject(mailbox_id: int, rows: list[dict]) -> int | None:
-    """Last resort: a reply that names no other message, matched on subject and recency."""
-    if not _subject_candidate(rows):
-        return None
-    row = rows[0]
-    subject = normalized_subject(row["subject"])
-    if not subject:
-        return None
-    when = row["internal_date"]
-    return (
-        Conversation.objects.filter(
-            mailbox_id=mailbox_id,
-            subject=subject,
-            last_message_at__gte=when - SUBJECT_WINDOW,
-            last_message_at__lte=when + SUBJECT_WINDOW,
-        )
-        .order_by("-last_message_at")
-        .values_list("pk", flat=True)
-        .first()
-    )
+def _by_subject(mailbox_id: int, rows: list[dict]) -> list[int | None]:
+    """Last resort, for replies that name no other message: for each row, the conversation
+    with its subject whose last message is the latest within SUBJECT_WINDOW of it, if any.
+
+    One query for a whole window (a query per message scanned the mailbox's conversations
+    once each)."""
+    subjects = [normalized_subject(row["subject"]) for row in rows]
+    if not any(subjects):
+        return [None] * len(rows)
+    dates = [row["internal_date"] for row in rows]
+    conversations: dict[str, list[tuple]] = {}
+    for subject, last_message_at, pk in Conversation.objects.filter(
+        mailbox_id=mailbox_id,
+        subject__in={subject for subject in subjects if subject},
+        last_message_at__gte=min(dates) - SUBJECT_WINDOW,
+        last_message_at__lte=max(dates) + SUBJECT_WINDOW,
+    ).values_list("subject", "last_message_at", "pk"):
+        conversations.setdefault(subject, []).append((last_message_at, pk))
+    found = []
+    for subject, when in zip(subjects, dates, strict=True):
+        near = [
+            (last, pk)
+            for last, pk in conversations.get(subject, ())
+            if abs(last - when) <= SUBJECT_WINDOW
+        ]
+        found.append(max(near)[1] if near else None)
+    return found
 
 
 def _subject_candidate(rows: list[dict]) -> bool:

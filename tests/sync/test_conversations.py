@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from tests.dovecot import make_message
@@ -290,3 +291,43 @@ def test_a_window_repeating_known_ids_stores_each_once(mailbox):
     conversation = Conversation.objects.get()
     assert {row["conversation_id"] for row in replies} == {conversation.pk}
     assert conversation.refs.count() == 4  # m0, r0, r1, r2
+
+
+def test_replies_without_references_in_one_window_find_their_conversations_by_subject(mailbox):
+    start = timezone.now() - dt.timedelta(days=30)
+    # Two conversations on "Question 1": one old, one recent; one on "Question 2", old.
+    earlier = new_rows(3, start)
+    for row, subject in zip(earlier, ["Question 1", "Question 2", "Question 1"], strict=True):
+        row["subject"] = subject
+    earlier[2]["internal_date"] = start + dt.timedelta(days=20)
+    assign_conversations(mailbox.pk, earlier)
+    old_one, old_two, recent_one = (row["conversation_id"] for row in earlier)
+
+    replies = [
+        {"message_id": f"<reply{n}@x>", "subject": subject, "internal_date": when}
+        for n, (subject, when) in enumerate(
+            [
+                ("Re: Question 1", start + dt.timedelta(days=22)),  # both in reach: the latest
+                ("RE: Question 1", start + dt.timedelta(days=5)),  # only the old one in reach
+                ("Re: Question 2", start + dt.timedelta(days=3)),
+                ("Re: Question 2", start + dt.timedelta(days=25)),  # too late: a new one
+                ("Question 1", start + dt.timedelta(days=21)),  # not a reply: a new one
+            ]
+        )
+    ] + [
+        {"message_id": f"<other{n}@x>", "subject": f"Re: Other {n}", "internal_date": start}
+        for n in range(20)
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        assign_conversations(mailbox.pk, replies)
+
+    # One lookup by subject for the window, not one per reply.
+    by_subject = [
+        q for q in queries.captured_queries
+        if q["sql"].startswith("SELECT") and '"webmail_conversation"."subject" IN' in q["sql"]
+    ]  # fmt: skip
+    assert len(by_subject) == 1
+
+    found = [row["conversation_id"] for row in replies]
+    assert found[:3] == [recent_one, old_one, old_two]
+    assert len({found[3], found[4], old_one, old_two, recent_one}) == 5
