@@ -191,6 +191,41 @@ def test_messages_deleted_by_another_client_disappear(any_server_mailbox):
     assert_mirrors_server(account, folder)
 
 
+def test_mail_deleted_while_a_first_sync_fetches_ahead_is_neither_kept_nor_lost(
+    any_server_mailbox, settings
+):
+    """While one window is written the next is fetched: messages expunged by another client
+    mid-sync, some already stored, some in windows fetched ahead, some not fetched yet, end
+    up gone, and nothing else is missing."""
+    settings.SYNC_WINDOW = 10
+    mailbox = any_server_mailbox
+    account = mailbox.account
+    account.server.write_maildir(
+        account.username, "INBOX", [make_message(f"m{n}") for n in range(60)]
+    )
+    windows = []
+
+    def delete_during_first_window(folder):
+        windows.append(folder.sync_done)
+        if len(windows) == 1:
+            other = account.client()
+            other.select_folder("INBOX")
+            # 55 was stored in the first window (51-60); 45 and 35 are in windows that may
+            # be fetched ahead already; 5 in the last.
+            other.delete_messages([55, 45, 35, 5])
+            other.expunge()
+            other.logout()
+
+    sync_mailbox(mailbox, progress=delete_during_first_window, folder_names=["INBOX"])
+    folder = inbox(mailbox)
+
+    assert len(windows) > 2  # the deletion happened with windows still to come
+    assert not folder.messages.filter(uid__in=[55, 45, 35, 5]).exists()
+    assert folder.messages.count() == 56
+    assert_mirrors_server(account, folder)
+    assert sync_mailbox(mailbox, folder_names=["INBOX"]).folders["INBOX"].removed == 0
+
+
 def test_a_resync_with_no_changes_changes_nothing(mailbox):
     account = mailbox.account
     for n in range(3):
