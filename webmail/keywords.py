@@ -375,17 +375,9 @@ def _assignable(mailbox: Mailbox) -> dict[str, object]:
 
 
 def _set_status(conversation: Conversation, status: str) -> None:
-    from webmail.team import _audit, _changed
+    from webmail.team import _audit, _changed, _set_state
 
-    now = timezone.now()
-    before = conversation.status
-    conversation.status = status
-    conversation.status_changed_at = now
-    conversation.snoozed_until = None
-    conversation.last_activity_at = now
-    conversation.save(
-        update_fields=["status", "status_changed_at", "snoozed_until", "last_activity_at"]
-    )
+    before = _set_state(conversation, status, None, timezone.now())
     _audit(None, conversation, "status", {"from": before, "to": status, "source": "imap"})
     _changed(conversation)
 
