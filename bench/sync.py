@@ -111,12 +111,11 @@ def baseline(server: Dovecot) -> float:
 
 def tls_client(server: Dovecot):
     """A logged-in imapclient over TLS, as Kotak connects."""
-    import ssl
-
     from imapclient import IMAPClient
 
-    context = ssl.create_default_context(cadata=server.ca_cert_pem)
-    client = IMAPClient(server.host, port=server.imaps_port, ssl_context=context, timeout=60)
+    client = IMAPClient(
+        server.host, port=server.imaps_port, ssl_context=server.ssl_context(), timeout=60
+    )
     client.login(USER, PASSWORD)
     return client
 

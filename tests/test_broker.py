@@ -7,16 +7,22 @@ import os
 from kombu import Connection
 
 
-def test_messages_go_through_and_a_reader_never_sees_a_partial_file(tmp_path):
-    folder = tmp_path / "queue"
-    folder.mkdir()
+def broker(tmp_path, folder) -> Connection:
+    """A connection to Kotak's embedded broker keeping its messages in `folder`."""
     options = {
         "data_folder_in": str(folder),
         "data_folder_out": str(folder),
         "control_folder": str(tmp_path / "control"),
     }
-    with Connection("filesystem://", transport="webmail.broker:Transport",
-                    transport_options=options) as connection:  # fmt: skip
+    return Connection(
+        "filesystem://", transport="webmail.broker:Transport", transport_options=options
+    )
+
+
+def test_messages_go_through_and_a_reader_never_sees_a_partial_file(tmp_path):
+    folder = tmp_path / "queue"
+    folder.mkdir()
+    with broker(tmp_path, folder) as connection:
         queue = connection.SimpleQueue("kotak-test")
         queue.put({"n": 1})
         # Only whole messages carry the ".msg" name a reader picks up.
@@ -33,13 +39,7 @@ def test_a_file_still_being_written_is_not_read(tmp_path):
     folder = tmp_path / "queue"
     folder.mkdir()
     (folder / "1_x.kotak-test.msg.part").write_bytes(b"")  # half-written, as a writer leaves it
-    options = {
-        "data_folder_in": str(folder),
-        "data_folder_out": str(folder),
-        "control_folder": str(tmp_path / "control"),
-    }
-    with Connection("filesystem://", transport="webmail.broker:Transport",
-                    transport_options=options) as connection:  # fmt: skip
+    with broker(tmp_path, folder) as connection:
         queue = connection.SimpleQueue("kotak-test")
         try:
             queue.get(timeout=0.3)
