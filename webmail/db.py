@@ -17,8 +17,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.db import connection
-from django.db.models import Lookup
-from django.db.models.lookups import In
 
 
 def insert(model, columns: dict[str, list], shared: dict | None = None) -> list[int]:
@@ -32,12 +30,7 @@ def insert(model, columns: dict[str, list], shared: dict | None = None) -> list[
         # known: SQL leaves the order of an INSERT's RETURNING rows undefined. Sorted, they
         # also grow with the rows' order, as the ORM's do (the oldest conversation has the
         # smallest id).
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-                [quote(model._meta.db_table), pk.column, count],
-            )
-            ids = sorted(row[0] for row in cursor.fetchall())
+        ids = take_ids(model, count)
         _insert_arrays(model, {pk.attname: ids, **columns}, shared)
         return ids
     # SQLite: one row per statement, in order, each reading back its own id.
@@ -48,6 +41,16 @@ def insert(model, columns: dict[str, list], shared: dict | None = None) -> list[
             cursor.execute(sql, row)
             ids.append(cursor.lastrowid)
     return ids
+
+
+def take_ids(model, count: int) -> list[int]:
+    """`count` ids from the table's sequence (PostgreSQL), ascending, to write with new rows."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [quote(model._meta.db_table), model._meta.pk.column, count],
+        )
+        return sorted(row[0] for row in cursor.fetchall())
 
 
 def insert_ignoring_conflicts(model, columns: dict[str, list], shared: dict | None = None) -> None:
@@ -234,24 +237,3 @@ def _type(field) -> str:
 
 def quote(name: str) -> str:
     return connection.ops.quote_name(name)
-
-
-class AnyOf(Lookup):
-    """`column = ANY(%s)` with one array parameter on PostgreSQL, `IN (…)` elsewhere, for a
-    queryset filter by thousands of values: `Message.objects.filter(AnyOf(F("uid"), uids))`.
-
-    An IN list of that many placeholders costs more to build, send and parse than the query
-    costs to run, and each length is a new statement to the driver's cache.
-    """
-
-    lookup_name = "any"
-    prepare_rhs = False
-
-    def get_prep_lookup(self):
-        return list(self.rhs)
-
-    def as_sql(self, compiler, connection):
-        if connection.vendor != "postgresql":
-            return In(self.lhs, self.rhs).as_sql(compiler, connection)
-        lhs, params = self.process_lhs(compiler, connection)
-        return f"{lhs} = ANY(%s)", (*params, self.rhs)

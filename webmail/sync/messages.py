@@ -668,12 +668,11 @@ class FolderSync:
         if not response:
             return
         folder = self.folder
-        current = {
-            row["uid"]: row
-            for row in folder.messages.filter(db.AnyOf(F("uid"), list(response))).values(
-                "pk", "uid", "conversation_id", *FLAG_FIELDS
-            )
-        }
+        names = ["pk", "uid", "conversation_id", *FLAG_FIELDS]
+        stored = db.select_in(
+            Message, ["id", *names[1:]], {"folder_id": folder.pk}, "uid", response
+        )
+        current = {values[1]: dict(zip(names, values, strict=True)) for values in stored}
         current_by_pk = {row["pk"]: row for row in current.values()}
         updates = []
         for uid, data in response.items():
@@ -747,9 +746,9 @@ class FolderSync:
             uids = {uid for uid in uids if uid < folder.uidnext}
         if not uids:
             return
-        gone: list[int] = []
-        for chunk in _chunks(sorted(uids), 5000):
-            gone += folder.messages.filter(db.AnyOf(F("uid"), chunk)).values_list("pk", flat=True)
+        gone = [
+            pk for (pk,) in db.select_in(Message, ["id"], {"folder_id": folder.pk}, "uid", uids)
+        ]
         if gone:
             self._remove(gone)
 

@@ -14,6 +14,7 @@ import operator
 from django.db import connection, transaction
 from psycopg.errors import UniqueViolation
 
+from webmail import db
 from webmail.models import Message
 
 # Columns an upsert of a message already in the table must not touch.
@@ -73,11 +74,7 @@ def _copy_upsert(table: str, columns: list[str], updates: list[str], values: lis
         # The folder's cursor says these UIDs are not stored, so the rows are normally all
         # new: COPY them straight into the table, with ids taken from its sequence first. If
         # one is there after all, the savepoint undoes the COPY and they are upserted below.
-        raw.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-            [table, len(values)],
-        )
-        ids = sorted(row[0] for row in raw.fetchall())
+        ids = db.take_ids(Message, len(values))
         try:
             with (
                 transaction.atomic(),
