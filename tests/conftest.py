@@ -145,6 +145,22 @@ def mailbox(db, imap_account, alice, bob, vera):
     return box
 
 
+@pytest.fixture
+def bare_folder(db, bob):
+    """An INBOX of a mailbox bob is an agent of, with no server behind it: for what the sync
+    writes, without syncing."""
+    from webmail.models import Folder, Mailbox, Role, Team
+
+    box = Mailbox.objects.create(
+        team=Team.objects.create(name="Support"),
+        name="Support",
+        email="support@example.com",
+        imap_host="imap.example.com",
+    )
+    box.memberships.create(user=bob, role=Role.AGENT)
+    return Folder.objects.create(mailbox=box, name="INBOX", display_name="INBOX", label="Inbox")
+
+
 @pytest.fixture(autouse=True)
 def _test_settings(monkeypatch, settings):
     monkeypatch.delenv("KOTAK_IMAP_PASSWORD", raising=False)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from webmail.models import Folder
 from webmail.sync.messages import flag_values
 
@@ -33,3 +35,21 @@ def assert_mirrors_server(account, folder: Folder) -> None:
     assert not different, f"flags differ for UIDs {sorted(different)}"
     assert folder.total_count == len(on_server)
     assert folder.unread_count == sum(1 for f in on_server.values() if not f["is_seen"])
+
+
+def message_row(folder: Folder, uid: int, subject: str, **fields) -> dict:
+    """A message as the sync hands it to the upsert (webmail.sync.store.upsert_messages)."""
+    return {
+        "mailbox_id": folder.mailbox_id,
+        "folder_id": folder.pk,
+        "uid": uid,
+        "stable_id": f"stable-{uid}",
+        "message_id": f"<{uid}@example.com>",
+        "subject": subject,
+        "from_name": "Anna Schmidt",
+        "from_address": "anna@acme-corp.example",
+        "to": [["Support", "support@example.com"]],
+        "cc": [["Billing Team", "billing@example.com"]],
+        "internal_date": dt.datetime(2024, 3, 1, 12, tzinfo=dt.UTC) + dt.timedelta(minutes=uid),
+        **fields,
+    }
