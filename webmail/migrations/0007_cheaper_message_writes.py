@@ -18,9 +18,8 @@
    trigger of 0005, which stays (a trigger with a column list or WHEN cannot have a transition
    table). SQLite has no statement-level triggers: its FTS5 triggers stay as they are.
 
-Measured on 20,000 new messages over 200,000 (PostgreSQL 15): ~10% less backend CPU for both
-changes together. Most of what a new message still costs is its search document: building the
-tsvector (~35 µs) and its GIN entries.
+Most of what a new message still costs PostgreSQL is its search document: building the tsvector
+and its GIN entries (see `make bench-sync`).
 """
 
 from django.conf import settings
