@@ -144,7 +144,7 @@ def baseline_resync(server: Dovecot, since: tuple[int, int] | None = None) -> fl
 # "warm" and "twice" stand for a long-lived worker (TLS trust store loaded, database connection
 # open): the steady state the resync figures are about. "twice" times a second, identical pass.
 SYNC_CHILD = """
-import resource, sys, time, django, io
+import io, os, resource, sys, time, django
 django.setup()
 from django.core.management import call_command
 if sys.argv[2:]:
@@ -153,14 +153,31 @@ if sys.argv[2:]:
     ssl_context(Mailbox.objects.get(pk=sys.argv[1]).ca_certificates)
 if sys.argv[2:] == ["twice"]:
     call_command("sync", sys.argv[1], stdout=io.StringIO())
-started = time.perf_counter()
+from django.db import connection
+
+def backend_cpu():
+    # CPU seconds of this process's PostgreSQL backend, when the server runs on this machine.
+    if connection.vendor != "postgresql":
+        return float("nan")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+database_before, started, cpu = backend_cpu(), time.perf_counter(), time.process_time()
 call_command("sync", sys.argv[1], stdout=io.StringIO())
 print(f"{time.perf_counter() - started:.4f}", file=sys.stderr)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+cpu, database_cpu = time.process_time() - cpu, backend_cpu() - database_before
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, cpu, database_cpu)
 """
 
 
-def run_sync_timed(env: dict, mailbox: str, warm: str = "") -> tuple[float, float]:
+def run_sync_timed(env: dict, mailbox: str, warm: str = "") -> tuple[float, list[float]]:
+    """Seconds the sync took, then [peak MB, its CPU seconds, its PostgreSQL backend's]."""
     process = subprocess.run(
         [sys.executable, "-c", SYNC_CHILD, mailbox, *([warm] if warm else [])], env=env, cwd=ROOT,
         capture_output=True, text=True,
@@ -168,7 +185,7 @@ def run_sync_timed(env: dict, mailbox: str, warm: str = "") -> tuple[float, floa
     if process.returncode != 0:
         sys.exit(f"sync failed:\n{process.stdout}\n{process.stderr}")
     seconds = float(process.stderr.strip().splitlines()[-1])
-    return seconds, float(process.stdout.strip().splitlines()[-1])
+    return seconds, [float(x) for x in process.stdout.strip().splitlines()[-1].split()]
 
 
 def profile(mailbox) -> None:
@@ -244,7 +261,7 @@ def run(data_dir: str) -> None:
         if os.environ.get("BENCH_PROFILE"):
             profile(mailbox)
             return
-        b, peak = run_sync_timed(env, key)
+        b, (peak, b_cpu, b_database_cpu) = run_sync_timed(env, key)
         c, _ = run_sync_timed(env, key, warm="twice")
         c0 = baseline_resync(server)
 
@@ -265,6 +282,7 @@ def run(data_dir: str) -> None:
     print(f"(a) raw imapclient fetch, no storage : {a:7.2f} s  {N / a:8.0f} msg/s")
     print(f"(b) Kotak initial sync, end to end   : {b:7.2f} s  {N / b:8.0f} msg/s")
     print(f"    ratio (b)/(a)                    : {b / a:7.2f}")
+    print(f"    CPU: Kotak {b_cpu:.2f} s, its PostgreSQL backend {b_database_cpu:.2f} s")
     print(f"(c) resync, no changes               : {c * 1000:7.0f} ms")
     print(f"    the server alone (c0)            : {c0 * 1000:7.0f} ms")
     print(f"(d) resync, 100 flags + 1,000 new    : {d * 1000:7.0f} ms")
