@@ -364,8 +364,11 @@ class ThreadRef(models.Model):
     synced before the message it answers still finds it, as does a sibling reply.
     """
 
-    # unique_thread_ref starts with mailbox: no index of its own.
-    mailbox = models.ForeignKey(Mailbox, models.CASCADE, related_name="+", db_index=False)
+    # unique_thread_ref starts with mailbox: no index of its own. No database constraint
+    # either: the conversation's mailbox is this one, and its key is checked (0008).
+    mailbox = models.ForeignKey(
+        Mailbox, models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
     # blake2b-128 of the lower-cased id: Message-IDs may be up to 998 characters.
     ref_hash = models.CharField(max_length=32)
     conversation = models.ForeignKey(Conversation, models.CASCADE, related_name="refs")
@@ -457,7 +460,10 @@ class Message(models.Model):
 
     # The sync writes messages by the thousand, and each index costs every insert: mailbox,
     # folder and conversation have none of their own, as the indexes in Meta start with them.
-    mailbox = models.ForeignKey(Mailbox, models.CASCADE, related_name="messages", db_index=False)
+    # No database constraint on mailbox either: it is the folder's, whose key is checked (0008).
+    mailbox = models.ForeignKey(
+        Mailbox, models.CASCADE, related_name="messages", db_index=False, db_constraint=False
+    )
     folder = models.ForeignKey(Folder, models.CASCADE, related_name="messages", db_index=False)
     uid = models.BigIntegerField()
     # Survives UIDVALIDITY resets and moves: EMAILID/X-GM-MSGID, else a header hash.
