@@ -4,7 +4,9 @@ bulk_create builds a model instance per row and compiles every value, and a filt
 of values compiles each of them: grouping a sync window into conversations spent most of its
 time there. Here rows come column by column, as lists of plain values (`{attname: [value per
 row]}`), with the values every row shares apart. PostgreSQL takes each list as one array
-parameter (unnest, = ANY); SQLite, in process, runs a prepared statement per row or chunks.
+parameter (unnest), bound on the server in binary: psycopg's client-side binding, which Django
+uses, quotes every element of an array in Python, and so did PostgreSQL's parser the text, for
+several times the cost. SQLite, in process, runs a prepared statement per row or chunks.
 
 What is written matches the ORM: a field given neither per row nor shared gets its default, as a
 new instance would (computed once per call). On SQLite each value goes through its field's
@@ -14,7 +16,8 @@ get_db_prep_save or get_db_prep_value; psycopg adapts the plain values used with
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 from django.db import connection
 
@@ -79,10 +82,10 @@ def update_rows(model, attnames: list[str], rows: dict[int, tuple]) -> None:
     pk = model._meta.pk
     fields = [model._meta.get_field(name) for name in attnames]
     table, pk_column = quote(model._meta.db_table), quote(pk.column)
-    with connection.cursor() as cursor:
+    with _cursor() as cursor:
         if connection.vendor == "postgresql":
             names = [f"v{i}" for i in range(len(fields))]
-            arrays = ", ".join(f"%s::{_type(field)}[]" for field in fields)
+            arrays = ", ".join(f"%b::{_type(field)}[]" for field in fields)
             assignments = ", ".join(
                 f"{quote(field.column)} = given.{name}"
                 for field, name in zip(fields, names, strict=True)
@@ -93,7 +96,7 @@ def update_rows(model, attnames: list[str], rows: dict[int, tuple]) -> None:
             ]
             cursor.execute(
                 f"UPDATE {table} SET {assignments} "
-                f"FROM unnest(%s::{_type(pk)}[], {arrays}) AS given (id, {', '.join(names)}) "
+                f"FROM unnest(%b::{_type(pk)}[], {arrays}) AS given (id, {', '.join(names)}) "
                 f"WHERE {table}.{pk_column} = given.id",
                 [list(rows), *columns],
             )
@@ -132,14 +135,14 @@ def select_in(
     sql = f"SELECT {select} FROM {quote(meta.db_table)} WHERE {' AND '.join(conditions)}"
     sql += " AND " if conditions else ""
     found = []
-    with connection.cursor() as cursor:
+    with _cursor() as cursor:
         if connection.vendor == "postgresql":
             # One index probe per value, as a lateral subquery (OFFSET 0 keeps the planner from
             # flattening it into a join). `column = ANY(…)` lets the planner scan every row
             # matching `where` instead, which it prefers for a long list on a table it has no
             # statistics for yet — as during a mailbox's first sync, which it made quadratic.
             cursor.execute(
-                f"SELECT found.* FROM unnest(%s::{_type(field)}[]) AS given (value) "
+                f"SELECT found.* FROM unnest(%b::{_type(field)}[]) AS given (value) "
                 f"CROSS JOIN LATERAL ({sql}{quote(field.column)} = given.value OFFSET 0) found",
                 [values, *params],
             )
@@ -155,6 +158,26 @@ def select_in(
                 cursor.execute(f"{sql}{quote(field.column)} IN ({marks})", [*params, *chunk])
                 found += cursor.fetchall()
     return _converted(model, attnames, found)
+
+
+def refresh_statistics(model, rows: int) -> None:
+    """ANALYZE the model's table (PostgreSQL) when its statistics describe a table ten times
+    smaller than the `rows` the caller knows it holds.
+
+    The planner picks indexes by these statistics. On a table last analyzed nearly empty (a new
+    database's first sync) it tells apart neither the rows nor two indexes that start with the
+    same column, and was seen probing webmail_message by (mailbox, message_id) for a stable id:
+    every row of the mailbox read for each of a window's thousand lookups, 300 ms a window.
+    Autovacuum would analyze the table only on its next round, a minute or more later.
+    Run outside a transaction: ANALYZE holds its lock until the end of the one it runs in."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block or rows <= 0:
+        return
+    table = model._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [quote(table)])
+        (known,) = cursor.fetchone()
+        if known * 10 < rows:
+            cursor.execute(f"ANALYZE {quote(table)}")
 
 
 def _converted(model, attnames: list[str], rows: list[tuple]) -> list[tuple]:
@@ -199,11 +222,11 @@ def _insert_arrays(model, columns: dict[str, list], shared: dict | None, suffix:
     fields = {field.attname: field for field in model._meta.concrete_fields}
     constants = _shared(model, columns, shared)
     names = [*columns, *constants]
-    arrays = ", ".join(f"%s::{_type(fields[name])}[]" for name in columns)
+    arrays = ", ".join(f"%b::{_type(fields[name])}[]" for name in columns)
     select = [f"given.{quote(fields[name].column)}" for name in columns]
     select += [f"%s::{_type(fields[name])}" for name in constants]
     aliases = ", ".join(quote(fields[name].column) for name in columns)
-    with connection.cursor() as cursor:
+    with _cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {quote(model._meta.db_table)} "
             f"({', '.join(quote(fields[name].column) for name in names)}) "
@@ -237,3 +260,21 @@ def _type(field) -> str:
 
 def quote(name: str) -> str:
     return connection.ops.quote_name(name)
+
+
+@contextmanager
+def _cursor() -> Iterator:
+    """A cursor of the default connection; on PostgreSQL one that binds parameters on the
+    server, so that arrays given as `%b` travel in binary. Wrapped as Django wraps its own, so
+    errors are Django's and the queries are logged and seen by execute wrappers."""
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            yield cursor
+        return
+    import psycopg
+
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        cursor = connection._prepare_cursor(psycopg.Cursor(connection.connection))
+    with cursor:
+        yield cursor

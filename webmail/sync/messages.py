@@ -507,6 +507,7 @@ class FolderSync:
         rows, uidnext, lowest = fetched.rows, fetched.window.uidnext, fetched.window.lowest
         remapped = self._match_orphans(rows)
         new_rows = [row for row in rows if "id" not in row]
+        db.refresh_statistics(Message, folder.sync_done)
         with transaction.atomic():
             _relaxed_commit()
             self._follow_moves(new_rows)
