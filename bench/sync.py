@@ -98,7 +98,7 @@ def baseline(server: Dovecot) -> float:
     """(a) imapclient alone: the same windows and items as Kotak, nothing parsed or stored."""
     from webmail.sync.messages import NEW_MESSAGE_ITEMS, _chunks, _uid_set
 
-    client = server.client(USER)
+    client = server.client(USER, timeout=300)
     started = time.perf_counter()
     client.select_folder("INBOX", readonly=True)
     uids = sorted(client.search(["UID", "1:*"]), reverse=True)
@@ -265,7 +265,7 @@ def run(data_dir: str) -> None:
         c, _ = run_sync_timed(env, key, warm="twice")
         c0 = baseline_resync(server)
 
-        client = server.client(USER)
+        client = server.client(USER, timeout=300)
         status = client.folder_status("INBOX", [b"UIDNEXT", b"HIGHESTMODSEQ"])
         since = (status[b"UIDNEXT"], status[b"HIGHESTMODSEQ"])
         client.select_folder("INBOX")
