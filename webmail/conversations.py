@@ -45,10 +45,17 @@ def is_reply_subject(subject: str) -> bool:
 
 
 def message_refs(row: dict) -> list[str]:
-    """The ids a message is known by or points at: its own first, then its ancestors."""
+    """The ids a message is known by or points at: its own first, then its ancestors.
+
+    A message without a Message-ID is known by its stable identity instead, so that it finds
+    its conversation again like any other: a copy in another folder, or the same message
+    after a crash between committing its conversation and itself (FolderSync._store_windows).
+    """
     refs = []
     if row.get("message_id"):
         refs.append(row["message_id"])
+    elif row.get("stable_id"):
+        refs.append(f"<{row['stable_id']}@stable-id.kotak.invalid>")
     refs += _MSGID.findall(row.get("in_reply_to") or "")
     refs += _MSGID.findall(row.get("references") or "")
     seen, ordered = set(), []

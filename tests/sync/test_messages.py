@@ -516,3 +516,70 @@ def test_the_periodic_full_scan_repairs_a_database_that_drifted(mailbox, setting
     assert result.flag_changes == 1
     assert result.added == 1  # m2, which the database had lost
     assert_mirrors_server(account, folder)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_crash_between_a_windows_conversations_and_its_rows_leaves_no_empty_conversation(
+    mailbox, settings, monkeypatch
+):
+    """On PostgreSQL a window's conversations commit on a second connection just ahead of its
+    rows. A worker dying in between leaves conversations with no messages until the next run,
+    whose messages must find those conversations (a message without a Message-ID too), not
+    make new ones beside them."""
+    import re
+
+    from webmail.models import Conversation
+    from webmail.sync import messages as sync_messages
+
+    settings.SYNC_WINDOW = 10
+    account = mailbox.account
+    mails = []
+    for n in range(30):
+        reply = n in (5, 15, 25)  # answers to the first message, one in each window
+        raw = make_message(
+            "Re: order 1" if reply else f"question {n}",
+            message_id=f"<m{n}@example.org>",
+            in_reply_to="<m0@example.org>" if reply else None,
+        )
+        if n in (7, 17):
+            raw = re.sub(rb"Message-ID: [^\r\n]*\r\n", b"", raw)
+        mails.append(raw)
+    account.server.write_maildir(account.username, "INBOX", mails)
+
+    ahead = []
+    real_assign_ahead = sync_messages.FolderSync._assign_ahead
+    monkeypatch.setattr(
+        sync_messages.FolderSync,
+        "_assign_ahead",
+        lambda self, fetched: ahead.append(fetched) or real_assign_ahead(self, fetched),
+    )
+    real_upsert = sync_messages.upsert_messages
+    calls = []
+
+    def dies_writing_the_second_window(rows):
+        calls.append(rows)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("SIGKILL stand-in")
+        return real_upsert(rows)
+
+    monkeypatch.setattr(sync_messages, "upsert_messages", dies_writing_the_second_window)
+    with pytest.raises(KeyboardInterrupt):
+        sync_mailbox(mailbox, folder_names=["INBOX"])
+    folder = inbox(mailbox)
+    assert folder.messages.count() == 10
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        assert len(ahead) >= 2  # the second window's conversations were committed already
+        assert Conversation.objects.filter(messages__isnull=True).exists()
+
+    monkeypatch.undo()
+    sync_mailbox(mailbox, folder_names=["INBOX"])
+
+    assert folder.messages.count() == 30
+    assert not Conversation.objects.filter(messages__isnull=True).exists()
+    # 26 questions of their own, and the first one with its three answers.
+    assert Conversation.objects.count() == 27
+    thread = Message.objects.get(message_id="<m0@example.org>").conversation
+    assert thread.messages.count() == 4
+    assert_mirrors_server(account, folder)

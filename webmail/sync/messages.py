@@ -2,19 +2,22 @@
 
 Invariant: every message the server has with lowest_synced_uid <= UID < uidnext is stored.
 Each window of work commits its rows and the cursor move together, so a crash at any point
-repeats work on the next run but never loses or duplicates a message.
+repeats work on the next run but never loses or duplicates a message. A window's conversations
+may commit just before its rows (on a second connection, see _store_windows): a message
+refetched after a crash finds the conversation made for it by its ids, as a reply would.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import queue
 import threading
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import imapclient
@@ -106,6 +109,12 @@ class Fetched:
     window: Window
     rows: list[dict]
     vanished: set[int]  # UIDs the server reported expunged while answering (QRESYNC)
+    # Set once the rows have their conversations (FolderSync._assign):
+    assigned: bool = False
+    remapped: list[Message] = field(default_factory=list)  # rows from before a UIDVALIDITY reset
+    # Conversations that existed before this window: the ones moves and copies point at,
+    # those new mail joined. Only those can be worked (keyword mirroring).
+    existing: set[int] = field(default_factory=set)
 
 
 class FolderParked(Exception):
@@ -191,6 +200,68 @@ def build_message(folder: Folder, uid: int, data: dict) -> dict:
         conversation_id=None,
         **flag_values(data.get(b"FLAGS", ())),
     )
+
+
+class _Stage:
+    """One thread of FolderSync._store_windows's pipeline: takes each item from `source` (a
+    list, or the queue of the stage before), hands work(item) on to `out`, in order. An
+    exception is handed on in place of the item, for the writing thread to raise."""
+
+    def __init__(self, name: str, source, work: Callable, out: queue.Queue, database=False):
+        self.source, self.work, self.out, self.database = source, work, out, database
+        self.thread = threading.Thread(target=self._run, name=name)
+
+    def start(self, stop: threading.Event) -> None:
+        self.stop = stop
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            items = self.source if isinstance(self.source, list) else None
+            for index in itertools.count():
+                if items is not None:
+                    if index == len(items):
+                        return
+                    item = items[index]
+                else:
+                    item = _take(self.source, self.stop)
+                    if item is None:
+                        return
+                if not isinstance(item, BaseException):
+                    item = self.work(item)
+                if not _hand_over(self.out, item, self.stop) or isinstance(item, BaseException):
+                    return
+        except BaseException as exc:  # noqa: BLE001 — handed to the writer, which raises it
+            _hand_over(self.out, exc, self.stop)
+        finally:
+            if self.database:
+                connection.close()  # this thread's own connection
+
+    def finish(self) -> None:
+        """Wait for the thread once `stop` is set, unblocking it if it waits to hand over."""
+        while self.thread.is_alive():
+            with contextlib.suppress(queue.Empty):
+                self.out.get(timeout=0.1)
+        self.thread.join()
+
+
+def _hand_over(out: queue.Queue, item, stop: threading.Event) -> bool:
+    """Put item on out unless the pipeline stops first; whether it was put."""
+    while not stop.is_set():
+        try:
+            out.put(item, timeout=0.5)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _take(source: queue.Queue, stop: threading.Event):
+    """The next item of source, or None once the pipeline stops."""
+    while not stop.is_set():
+        with contextlib.suppress(queue.Empty):
+            return source.get(timeout=0.5)
+    return None
 
 
 def _chunks(items: list[int], size: int) -> Iterable[list[int]]:
@@ -441,52 +512,67 @@ class FolderSync:
         )
 
     def _store_windows(self, windows: Iterable[Window]) -> None:
-        """Fetch and store windows in order. With more than one, the next window is fetched
-        and parsed on a second thread while this one writes the previous to the database:
-        the IMAP server, this process and the database each work at the same time.
+        """Fetch and store windows in order, as a pipeline of up to three threads, each a
+        window ahead of the next: the reader fetches and parses (IMAP, never the database);
+        on PostgreSQL a second thread, on a connection of its own, gives the rows their
+        conversations and commits them; this thread writes the rows and moves the cursor.
+        The IMAP server, this process and two database backends work at the same time.
 
         The cursor still moves one committed window at a time, in order, so a crash anywhere
-        loses nothing (at most the windows fetched ahead are fetched again).
+        loses nothing: windows fetched ahead are fetched again, and their messages find the
+        conversations committed ahead of them through their ids (ThreadRef) instead of
+        making new ones.
         """
         windows = list(windows)
+        if not windows:
+            return
         if len(windows) == 1:
             self._write_window(self._fetch_window(windows[0]))
             return
-        if not windows:
-            return
-        fetched: queue.Queue = queue.Queue(maxsize=2)
         stop = threading.Event()
-
-        def produce() -> None:
-            try:
-                for window in windows:
-                    item = self._fetch_window(window)
-                    while not stop.is_set():
-                        try:
-                            fetched.put(item, timeout=0.5)
-                            break
-                        except queue.Full:
-                            continue
-                    if stop.is_set():
-                        return
-            except BaseException as exc:  # noqa: BLE001 — handed to the writer, which raises it
-                fetched.put(exc)
-
-        reader = threading.Thread(target=produce, name=f"kotak-fetch-{self.folder.pk}")
-        reader.start()
+        fetched: queue.Queue = queue.Queue(maxsize=2)
+        stages = [_Stage(f"kotak-fetch-{self.folder.pk}", windows, self._fetch_window, fetched)]
+        if self._can_assign_ahead():
+            assigned: queue.Queue = queue.Queue(maxsize=1)
+            stages.append(
+                _Stage(
+                    f"kotak-threads-{self.folder.pk}", fetched, self._assign_ahead, assigned,
+                    database=True,
+                )
+            )  # fmt: skip
+            fetched = assigned
+        for stage in stages:
+            stage.start(stop)
         try:
             for _ in windows:
-                item = fetched.get()
+                item = _take(fetched, stop)
                 if isinstance(item, BaseException):
                     raise item
                 self._write_window(item)
         finally:
             stop.set()
-            while reader.is_alive():
-                # Unblock a reader waiting to hand over a window.
-                with contextlib.suppress(queue.Empty):
-                    fetched.get(timeout=0.1)
-            reader.join()
+            for stage in stages:
+                stage.finish()
+
+    def _can_assign_ahead(self) -> bool:
+        """Whether conversations may be committed on a second connection ahead of their rows:
+        on PostgreSQL (SQLite has one writer at a time), outside a caller's transaction (the
+        other connection would not see its rows), and with no rows from before a UIDVALIDITY
+        reset waiting for their new UIDs (matching them is kept on one thread)."""
+        return (
+            connection.vendor == "postgresql"
+            and not connection.in_atomic_block
+            and not self._orphans()
+        )
+
+    def _assign_ahead(self, fetched: Fetched) -> Fetched:
+        """The conversations stage: rows get their conversations, committed on this thread's
+        own connection before the rows themselves are written."""
+        db.refresh_statistics(Message, self.folder.sync_done)
+        with transaction.atomic():
+            _relaxed_commit()
+            self._assign(fetched)
+        return fetched
 
     def _fetch_window(self, window: Window) -> Fetched:
         """FETCH one window and build its rows. Touches the IMAP connection, never the
@@ -502,19 +588,30 @@ class FolderSync:
         vanished = pop_vanished(self.client) if self.qresync else set()
         return Fetched(window, rows, vanished)
 
+    def _assign(self, fetched: Fetched) -> None:
+        """Give the window's rows their conversations (moves and copies followed, renumbered
+        rows matched), creating conversations as needed."""
+        rows = fetched.rows
+        fetched.remapped = self._match_orphans(rows)
+        new_rows = [row for row in rows if "id" not in row]
+        self._follow_moves(new_rows)
+        fetched.existing = {row["conversation_id"] for row in new_rows if row["conversation_id"]}
+        fetched.existing.update(
+            assign_conversations(self.folder.mailbox_id, new_rows, self.folder.special_use)
+        )
+        fetched.assigned = True
+
     def _write_window(self, fetched: Fetched) -> None:
         folder = self.folder
         rows, uidnext, lowest = fetched.rows, fetched.window.uidnext, fetched.window.lowest
-        remapped = self._match_orphans(rows)
-        new_rows = [row for row in rows if "id" not in row]
-        db.refresh_statistics(Message, folder.sync_done)
+        if not fetched.assigned:
+            db.refresh_statistics(Message, folder.sync_done)
         with transaction.atomic():
             _relaxed_commit()
-            self._follow_moves(new_rows)
-            # Conversations that existed before this window: the ones moves and copies point
-            # at, those new mail joined, those of renumbered rows. Only those can be worked.
-            existing = {row["conversation_id"] for row in new_rows if row["conversation_id"]}
-            existing.update(assign_conversations(folder.mailbox_id, new_rows, folder.special_use))
+            if not fetched.assigned:
+                self._assign(fetched)
+            remapped, existing = fetched.remapped, fetched.existing
+            new_rows = [row for row in rows if "id" not in row]
             if remapped:
                 Message.objects.bulk_update(remapped, ["uid", *UPSERT_FIELDS], batch_size=500)
                 existing.update(
