@@ -19,6 +19,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 import imapclient
 from django.conf import settings
@@ -122,7 +123,16 @@ class FolderParked(Exception):
 
 
 def flag_values(flags: Iterable[bytes | str]) -> dict:
-    """FLAGS as the boolean columns plus a sorted keyword list."""
+    """FLAGS as the boolean columns plus a sorted keyword list (a list of its own)."""
+    if isinstance(flags, tuple):
+        # A folder's messages share a handful of flag sets: decode each once.
+        values = _flag_values(flags)
+        return {**values, "keywords": list(values["keywords"])}
+    return _flag_values.__wrapped__(flags)
+
+
+@lru_cache(maxsize=256)
+def _flag_values(flags: Iterable[bytes | str]) -> dict:
     values = dict.fromkeys(SYSTEM_FLAGS.values(), False)
     keywords = []
     for flag in flags:
