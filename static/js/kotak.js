@@ -106,14 +106,24 @@ function kotakListTop() {
     const text = document.createElement("span");
     text.textContent = detail.text;
     toast.append(text);
-    lastUndo = detail.undo || "";
-    if (detail.undo) {
+    // Undo is offered exactly as long as the server takes it back: `seconds` from when the
+    // action was answered (less the time a page change took, for a toast carried over).
+    const undoMs = detail.undo && detail.seconds ? detail.seconds * 1000 - (detail.elapsed || 0) : 0;
+    const offerUndo = detail.undo && (!detail.seconds || undoMs > 0);
+    lastUndo = offerUndo ? detail.undo : "";
+    if (offerUndo) {
       const undo = document.createElement("button");
       undo.type = "button";
       undo.className = "link";
       undo.textContent = "Undo";
       undo.addEventListener("click", () => runUndo(detail.undo));
       toast.append(" ", undo);
+      if (undoMs > 0) {
+        setTimeout(() => {
+          undo.remove();
+          if (lastUndo === detail.undo) lastUndo = "";
+        }, undoMs);
+      }
     }
     const close = document.createElement("button");
     close.type = "button";
@@ -123,7 +133,7 @@ function kotakListTop() {
     close.addEventListener("click", () => toast.remove());
     toast.append(close);
     box.append(toast);
-    const ttl = detail.level === "error" ? 20000 : 8000;
+    const ttl = Math.max(detail.level === "error" ? 20000 : 8000, undoMs);
     setTimeout(() => {
       toast.remove();
       if (lastUndo === detail.undo) lastUndo = "";
@@ -137,15 +147,15 @@ function kotakListTop() {
   }
 
   document.body.addEventListener("kotak:toast", (event) => {
-    const { text, level, undo } = event.detail || {};
-    sessionStorage.setItem(KEY, JSON.stringify({ text, level, undo, at: Date.now() }));
-    show({ text, level, undo });
+    const { text, level, undo, seconds } = event.detail || {};
+    sessionStorage.setItem(KEY, JSON.stringify({ text, level, undo, seconds, at: Date.now() }));
+    show({ text, level, undo, seconds });
   });
 
   document.addEventListener("DOMContentLoaded", () => {
     const saved = JSON.parse(sessionStorage.getItem(KEY) || "null");
     sessionStorage.removeItem(KEY);
-    if (saved && Date.now() - saved.at < 5000) show(saved);
+    if (saved && Date.now() - saved.at < 5000) show({ ...saved, elapsed: Date.now() - saved.at });
   });
 
   // The server refused a change (another client deleted the folder, a full quota…).

@@ -92,6 +92,9 @@ def test_bob_replies_while_alice_watches_the_conversation(
     while outbox.send_due() == 0:  # the outbox worker, once the undo window is over
         assert time.monotonic() < deadline, "the reply never became due"
         time.sleep(0.3)
+    # Undo is offered as long as the send waits (3 s), not as long as the toast stays (8 s).
+    expect(toast.get_by_role("button", name="Undo")).to_have_count(0, timeout=2000)
+    expect(toast).to_contain_text("Sending in 3 s.")
     expect(timeline).to_contain_text("bob replied to carla@customer.example")
     # The worker files the Sent copy at once here (Celery runs eagerly in tests): the reply is
     # then an ordinary message of the timeline, shown once.

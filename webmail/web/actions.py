@@ -16,6 +16,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
@@ -59,12 +60,13 @@ def act(request: HttpRequest, mailbox_id: int) -> HttpResponse:
         outcome = ACTIONS[name](request.user, box, selected, request)
     except actions.ActionRefused as exc:
         return _answer(request, box, str(exc), level="error")
-    undo_url = (
-        reverse("undo", args=[box.pk, outcome.batch])
-        if outcome.undo_until and outcome.batch
-        else ""
+    undo_url, undo_seconds = "", 0.0
+    if outcome.undo_until and outcome.batch:
+        undo_url = reverse("undo", args=[box.pk, outcome.batch])
+        undo_seconds = max(0.0, (outcome.undo_until - timezone.now()).total_seconds())
+    response = _answer(
+        request, box, outcome.description, undo_url=undo_url, undo_seconds=undo_seconds
     )
-    response = _answer(request, box, outcome.description, undo_url=undo_url)
     if request.htmx and request.POST.get("from") == "reader" and outcome.undo_until:
         # The open message left this folder: go on to the next one (the toast goes along).
         follow = _next_url(request, box)
@@ -117,12 +119,14 @@ def _answer(
     *,
     level: str = "success",
     undo_url: str = "",
+    undo_seconds: float = 0.0,
 ) -> HttpResponse:
     if request.htmx:
         response = HttpResponse(status=204)
-        response["HX-Trigger"] = json.dumps(
-            {"kotak:toast": {"text": text, "level": level, "undo": undo_url}, "kotak:refresh": {}}
-        )
+        toast = {"text": text, "level": level, "undo": undo_url}
+        if undo_seconds:
+            toast["seconds"] = undo_seconds  # how long Undo is offered
+        response["HX-Trigger"] = json.dumps({"kotak:toast": toast, "kotak:refresh": {}})
         return response
     getattr(flash, level)(request, text)
     return redirect(_safe_next(request, box))

@@ -394,7 +394,9 @@ def _answer(
     message and a redirect for a plain form."""
     if request.htmx:
         response = HttpResponse(status=204)
-        toast = {"text": text, "level": level} | ({"undo": undo} if undo else {})
+        toast = {"text": text, "level": level}
+        if undo:  # offered as long as the send waits
+            toast |= {"undo": undo, "seconds": settings.SEND_UNDO_SECONDS}
         response["HX-Trigger"] = json.dumps({"kotak:toast": toast, "kotak:refresh": {}})
         if go_to:
             response["HX-Redirect"] = go_to
