@@ -10,7 +10,6 @@ refetched after a crash finds the conversation made for it by its ids, as a repl
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import queue
 import threading
@@ -124,15 +123,12 @@ class FolderParked(Exception):
 
 def flag_values(flags: Iterable[bytes | str]) -> dict:
     """FLAGS as the boolean columns plus a sorted keyword list (a list of its own)."""
-    if isinstance(flags, tuple):
-        # A folder's messages share a handful of flag sets: decode each once.
-        values = _flag_values(flags)
-        return {**values, "keywords": list(values["keywords"])}
-    return _flag_values.__wrapped__(flags)
+    values = _flag_values(tuple(flags))
+    return {**values, "keywords": list(values["keywords"])}
 
 
-@lru_cache(maxsize=256)
-def _flag_values(flags: Iterable[bytes | str]) -> dict:
+@lru_cache(maxsize=256)  # a folder's messages share a handful of flag sets: decode each once
+def _flag_values(flags: tuple[bytes | str, ...]) -> dict:
     values = dict.fromkeys(SYSTEM_FLAGS.values(), False)
     keywords = []
     for flag in flags:
@@ -213,30 +209,21 @@ def build_message(folder: Folder, uid: int, data: dict) -> dict:
 
 
 class _Stage:
-    """One thread of FolderSync._store_windows's pipeline: takes each item from `source` (a
-    list, or the queue of the stage before), hands work(item) on to `out`, in order. An
-    exception is handed on in place of the item, for the writing thread to raise."""
+    """One thread of FolderSync._store_windows's pipeline: hands work(item) for each of
+    `items` on to `out`, in order. An exception is handed on in place of the item, for the
+    writing thread to raise; an exception handed over by the stage before goes on as it is."""
 
-    def __init__(self, name: str, source, work: Callable, out: queue.Queue, database=False):
-        self.source, self.work, self.out, self.database = source, work, out, database
+    def __init__(
+        self, name: str, items: Iterable, work: Callable, out: queue.Queue, stop, database=False
+    ):
+        self.items, self.work, self.out, self.stop = items, work, out, stop
+        self.database = database
         self.thread = threading.Thread(target=self._run, name=name)
-
-    def start(self, stop: threading.Event) -> None:
-        self.stop = stop
         self.thread.start()
 
     def _run(self) -> None:
         try:
-            items = self.source if isinstance(self.source, list) else None
-            for index in itertools.count():
-                if items is not None:
-                    if index == len(items):
-                        return
-                    item = items[index]
-                else:
-                    item = _take(self.source, self.stop)
-                    if item is None:
-                        return
+            for item in self.items:
                 if not isinstance(item, BaseException):
                     item = self.work(item)
                 if not _hand_over(self.out, item, self.stop) or isinstance(item, BaseException):
@@ -272,6 +259,12 @@ def _take(source: queue.Queue, stop: threading.Event):
         with contextlib.suppress(queue.Empty):
             return source.get(timeout=0.5)
     return None
+
+
+def _taken(source: queue.Queue, stop: threading.Event) -> Iterable:
+    """The items of source as they come, until the pipeline stops."""
+    while (item := _take(source, stop)) is not None:
+        yield item
 
 
 def _chunks(items: list[int], size: int) -> Iterable[list[int]]:
@@ -541,19 +534,18 @@ class FolderSync:
             return
         stop = threading.Event()
         fetched: queue.Queue = queue.Queue(maxsize=2)
-        stages = [_Stage(f"kotak-fetch-{self.folder.pk}", windows, self._fetch_window, fetched)]
-        if self._can_assign_ahead():
-            assigned: queue.Queue = queue.Queue(maxsize=1)
-            stages.append(
-                _Stage(
-                    f"kotak-threads-{self.folder.pk}", fetched, self._assign_ahead, assigned,
-                    database=True,
-                )
-            )  # fmt: skip
-            fetched = assigned
-        for stage in stages:
-            stage.start(stop)
+        name = self.folder.pk
+        stages = [_Stage(f"kotak-fetch-{name}", windows, self._fetch_window, fetched, stop)]
         try:
+            if self._can_assign_ahead():
+                assigned: queue.Queue = queue.Queue(maxsize=1)
+                stages.append(
+                    _Stage(
+                        f"kotak-threads-{name}", _taken(fetched, stop), self._assign_ahead,
+                        assigned, stop, database=True,
+                    )
+                )  # fmt: skip
+                fetched = assigned
             for _ in windows:
                 item = _take(fetched, stop)
                 if isinstance(item, BaseException):
