@@ -74,6 +74,20 @@ def client(request, imap_account):
     c.logout()
 
 
+@pytest.fixture
+def sessions(imap_account):
+    """sessions(n): n plain connections to imap_account, logged out when the test ends."""
+    opened: list[IMAPClient] = []
+
+    def open_sessions(count: int) -> list[IMAPClient]:
+        opened.extend(connect(imap_account) for _ in range(count))
+        return opened[-count:]
+
+    yield open_sessions
+    for c in opened:
+        c.logout()
+
+
 def test_it_reads_what_imapclient_reads(client, monkeypatch):
     expected = client.fetch("1:*", ITEMS)
     monkeypatch.setattr("webmail.imap.fetch.parse_fetch_response", no_fallback)
@@ -98,20 +112,17 @@ def test_several_literals_in_one_response_fall_back_to_imapclient(client):
     assert fetch_headers(client, "1:*", items) == client.fetch("1:*", items)
 
 
-def test_flags_imapclient_converts_fall_back_to_imapclient(imap_account):
+def test_flags_imapclient_converts_fall_back_to_imapclient(imap_account, sessions):
     # imapclient turns the keyword 2024 into an int and NIL into None; 0123 stays bytes.
     for flags in (["2024"], ["NIL", r"\Seen"], ["0123"], ["a}b"]):
         imap_account.append(b"Subject: x\r\n\r\n", flags=flags)
-    client = connect(imap_account)
-    try:
-        client.select_folder("INBOX")
-        expected = client.fetch("1:*", ITEMS)
-        assert 2024 in expected[1][b"FLAGS"] and None in expected[2][b"FLAGS"]
-        assert fetch_headers(client, "1:*", ITEMS) == expected
-        for uid in expected:  # each on its own, not only as part of a batch that falls back
-            assert fetch_headers(client, str(uid), ITEMS) == client.fetch(str(uid), ITEMS)
-    finally:
-        client.logout()
+    (client,) = sessions(1)
+    client.select_folder("INBOX")
+    expected = client.fetch("1:*", ITEMS)
+    assert 2024 in expected[1][b"FLAGS"] and None in expected[2][b"FLAGS"]
+    assert fetch_headers(client, "1:*", ITEMS) == expected
+    for uid in expected:  # each on its own, not only as part of a batch that falls back
+        assert fetch_headers(client, str(uid), ITEMS) == client.fetch(str(uid), ITEMS)
 
 
 def test_flag_only_fetches_with_modifiers_work(client):
@@ -133,92 +144,82 @@ def seed_bulk(account, count: int) -> None:
 
 
 def test_unsolicited_responses_in_a_big_fetch_are_recorded_as_imaplib_records_them(
-    imap_account,
+    imap_account, sessions
 ):
     seed_bulk(imap_account, 1500)
-    fast, reference, other = (connect(imap_account) for _ in range(3))
-    try:
-        other.select_folder("INBOX")  # first: it takes the \Recent flags
-        for c in (fast, reference):
-            c.enable("QRESYNC")
-            c.select_folder("INBOX")
-        # Another session changes the folder; both sessions are told in the middle of the
-        # answer to their next command, between the FETCH data and the tagged OK.
-        other.add_flags([3, 1200, 1450], [r"\Flagged"])  # 1450: outside the fetched set
-        other.delete_messages([1, 2, 1500])
-        other.expunge()
-        other.append("INBOX", make_message("arrived meanwhile"))
-        other.noop()  # \Recent for the new message goes to this session too
+    fast, reference, other = sessions(3)
+    other.select_folder("INBOX")  # first: it takes the \Recent flags
+    for c in (fast, reference):
+        c.enable("QRESYNC")
+        c.select_folder("INBOX")
+    # Another session changes the folder; both sessions are told in the middle of the
+    # answer to their next command, between the FETCH data and the tagged OK.
+    other.add_flags([3, 1200, 1450], [r"\Flagged"])  # 1450: outside the fetched set
+    other.delete_messages([1, 2, 1500])
+    other.expunge()
+    other.append("INBOX", make_message("arrived meanwhile"))
+    other.noop()  # \Recent for the new message goes to this session too
 
-        result = fetch_headers(fast, "3:1400", ITEMS)
-        assert result == reference.fetch("3:1400", ITEMS)
-        assert len(result) == 1400 - 3 + 1 + 1  # and the unasked flag change of 1450
-        assert rb"\Flagged" in result[1200][b"FLAGS"]
+    result = fetch_headers(fast, "3:1400", ITEMS)
+    assert result == reference.fetch("3:1400", ITEMS)
+    assert len(result) == 1400 - 3 + 1 + 1  # and the unasked flag change of 1450
+    assert rb"\Flagged" in result[1200][b"FLAGS"]
 
-        assert fast._imap.untagged_responses == reference._imap.untagged_responses
-        assert fast._imap.untagged_responses["EXISTS"][-1] == b"1498"
-        assert "HIGHESTMODSEQ" in fast._imap.untagged_responses  # from the tagged OK's code
-        assert pop_vanished(fast) == pop_vanished(reference) == {1, 2, 1500}
+    assert fast._imap.untagged_responses == reference._imap.untagged_responses
+    assert fast._imap.untagged_responses["EXISTS"][-1] == b"1498"
+    assert "HIGHESTMODSEQ" in fast._imap.untagged_responses  # from the tagged OK's code
+    assert pop_vanished(fast) == pop_vanished(reference) == {1, 2, 1500}
 
-        # The connection is still in step: another fetch, then IDLE hearing of new mail.
-        assert fetch_headers(fast, "1501", ["UID"]) == {1501: {b"SEQ": 1498}}
-        fast.idle()
-        other.append("INBOX", make_message("during idle"))
-        heard = fast.idle_check(timeout=10)
-        fast.idle_done()
-        assert (1499, b"EXISTS") in heard
-        assert fast._imap.tagged_commands == {}
-    finally:
-        for c in (fast, reference, other):
-            c.logout()
+    # The connection is still in step: another fetch, then IDLE hearing of new mail.
+    assert fetch_headers(fast, "1501", ["UID"]) == {1501: {b"SEQ": 1498}}
+    fast.idle()
+    other.append("INBOX", make_message("during idle"))
+    heard = fast.idle_check(timeout=10)
+    fast.idle_done()
+    assert (1499, b"EXISTS") in heard
+    assert fast._imap.tagged_commands == {}
 
 
-def test_fetch_data_an_earlier_command_left_is_handed_over_as_imapclient_does(imap_account):
+def test_fetch_data_an_earlier_command_left_is_handed_over_as_imapclient_does(
+    imap_account, sessions
+):
     for n in range(3):
         imap_account.deliver(f"m{n}")
-    fast, reference, other = (connect(imap_account) for _ in range(3))
-    try:
-        other.select_folder("INBOX")
-        for c in (fast, reference):
-            c.enable("QRESYNC")
-            c.select_folder("INBOX")
-        other.add_flags([1, 3], [r"\Flagged"])
-        for c in (fast, reference):
-            c.noop()  # imaplib keeps the "* 1 FETCH (UID 1 … FLAGS …)" it is told here
-        assert "FETCH" in fast._imap.untagged_responses
-        other.remove_flags([1], [r"\Flagged"])  # older news than the answer to come
-        result = fetch_headers(fast, "1", ITEMS)
-        assert result == reference.fetch("1", ITEMS)
-        assert set(result) == {1, 3}
-        assert result[1][b"FLAGS"] == ()
-        assert "FETCH" not in fast._imap.untagged_responses
-    finally:
-        for c in (fast, reference, other):
-            c.logout()
+    fast, reference, other = sessions(3)
+    other.select_folder("INBOX")
+    for c in (fast, reference):
+        c.enable("QRESYNC")
+        c.select_folder("INBOX")
+    other.add_flags([1, 3], [r"\Flagged"])
+    for c in (fast, reference):
+        c.noop()  # imaplib keeps the "* 1 FETCH (UID 1 … FLAGS …)" it is told here
+    assert "FETCH" in fast._imap.untagged_responses
+    other.remove_flags([1], [r"\Flagged"])  # older news than the answer to come
+    result = fetch_headers(fast, "1", ITEMS)
+    assert result == reference.fetch("1", ITEMS)
+    assert set(result) == {1, 3}
+    assert result[1][b"FLAGS"] == ()
+    assert "FETCH" not in fast._imap.untagged_responses
 
 
-def test_unsolicited_fetches_without_uid_do_not_land_on_asked_uids(imap_account):
+def test_unsolicited_fetches_without_uid_do_not_land_on_asked_uids(imap_account, sessions):
     for n in range(6):
         imap_account.deliver(f"m{n}")
-    fast, other = connect(imap_account), connect(imap_account)
-    try:
-        other.select_folder("INBOX")
-        other.delete_messages([1, 2])
-        other.expunge()
-        fast.select_folder("INBOX")  # no QRESYNC: UIDs 3-6 are sequence numbers 1-4
-        other.add_flags([6], [r"\Flagged"])  # told as "* 4 FETCH (FLAGS (\Flagged))"
-        other.delete_messages([5])
-        other.expunge()  # told as "* 3 EXPUNGE"
+    fast, other = sessions(2)
+    other.select_folder("INBOX")
+    other.delete_messages([1, 2])
+    other.expunge()
+    fast.select_folder("INBOX")  # no QRESYNC: UIDs 3-6 are sequence numbers 1-4
+    other.add_flags([6], [r"\Flagged"])  # told as "* 4 FETCH (FLAGS (\Flagged))"
+    other.delete_messages([5])
+    other.expunge()  # told as "* 3 EXPUNGE"
 
-        result = fetch_headers(fast, "4", ["UID", "FLAGS"])
-        # imapclient would key the flag change of sequence number 4 (UID 6) as UID 4.
-        assert result == {4: {b"SEQ": 2, b"FLAGS": ()}}
-        assert fast._imap.untagged_responses["EXPUNGE"] == [b"3"]
-        assert fast.fetch("4", ["UID", "FLAGS"]) == result
-        assert fast.get_flags([6]) == {6: (rb"\Flagged",)}
-    finally:
-        fast.logout()
-        other.logout()
+    result = fetch_headers(fast, "4", ["UID", "FLAGS"])
+    # imapclient would key the flag change of sequence number 4 (UID 6) as UID 4.
+    assert result == {4: {b"SEQ": 2, b"FLAGS": ()}}
+    assert fast._imap.untagged_responses["EXPUNGE"] == [b"3"]
+    assert fast.fetch("4", ["UID", "FLAGS"]) == result
+    assert fast.get_flags([6]) == {6: (rb"\Flagged",)}
 
 
 def test_a_bad_command_raises_and_leaves_the_connection_usable(client):
