@@ -56,8 +56,8 @@ def take_ids(model, count: int) -> list[int]:
                 [quote(model._meta.db_table), model._meta.pk.column],
             )
             sequence = _sequences[model] = cursor.fetchone()[0]
-        # The name as a constant: looked up once, not for each of the count rows (7 times
-        # the cost of the nextval calls for a thousand ids).
+        # The name as a constant, resolved once: pg_get_serial_sequence in the select list
+        # was evaluated again for each of the count rows, and cost more than nextval itself.
         cursor.execute(
             "SELECT nextval(%s::regclass) FROM generate_series(1, %s)", [sequence, count]
         )
@@ -178,7 +178,7 @@ def refresh_statistics(model, rows: int) -> None:
     The planner picks indexes by these statistics. On a table last analyzed nearly empty (a new
     database's first sync) it tells apart neither the rows nor two indexes that start with the
     same column, and was seen probing webmail_message by (mailbox, message_id) for a stable id:
-    every row of the mailbox read for each of a window's thousand lookups, 300 ms a window.
+    every row of the mailbox read for each of a window's thousand lookups.
     Autovacuum would analyze the table only on its next round, a minute or more later.
     Run outside a transaction: ANALYZE holds its lock until the end of the one it runs in."""
     if connection.vendor != "postgresql" or connection.in_atomic_block or rows <= 0:
