@@ -90,6 +90,18 @@ def test_sync_prints_progress_and_a_summary(mailbox, settings):
     assert "0 new messages" in out.getvalue()
 
 
+def test_sync_names_folders_as_people_read_them(mailbox):
+    account = mailbox.account
+    account.deliver("Rechnung", folder="Café/Überweisung & Co")
+    account.deliver("Hello")
+    out = io.StringIO()
+    call_command("sync", str(mailbox.pk), "--folder", "Café/Überweisung & Co", stdout=out)
+    text = out.getvalue()
+    assert "Café/Überweisung & Co: +1 new" in text
+    assert "&AOk-" not in text and "INBOX" not in text
+    assert "1 new messages" in text
+
+
 def test_sync_reports_a_wrong_password_and_marks_the_mailbox(mailbox):
     mailbox.imap_password = "changed-on-the-server"
     mailbox.save()

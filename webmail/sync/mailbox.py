@@ -46,7 +46,12 @@ def sync_mailbox(
         folders = [
             folder
             for folder in sync_folders(mailbox, client)
-            if folder.is_selectable and (not folder_names or folder.name in folder_names)
+            if folder.is_selectable
+            and (
+                not folder_names
+                or folder.name in folder_names
+                or folder.display_name in folder_names
+            )
         ]
         # STATUS of every folder, pipelined in one round trip, tells which changed at all.
         statuses = folder_statuses(

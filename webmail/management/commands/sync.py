@@ -7,6 +7,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from webmail.imap.client import ConnectError
+from webmail.imap.folders import decode_name
 from webmail.models import Folder, Mailbox
 from webmail.sync.mailbox import sync_mailbox
 
@@ -17,7 +18,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("mailbox", help="mailbox id or email address")
         parser.add_argument(
-            "--folder", action="append", help="only this folder (server name); repeatable"
+            "--folder",
+            action="append",
+            help="only this folder (its name as shown, or as the server spells it); repeatable",
         )
 
     def handle(self, *args, **options):
@@ -41,12 +44,12 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         for name, folder_result in result.folders.items():
             self.stdout.write(
-                f"  {name}: +{folder_result.added} new, {folder_result.flag_changes} flag "
+                f"  {decode_name(name)}: +{folder_result.added} new, {folder_result.flag_changes} flag "
                 f"changes, -{folder_result.removed} removed"
                 + (" (UIDVALIDITY changed: resynced)" if folder_result.uidvalidity_reset else "")
             )
         for name, error in result.errors.items():
-            self.stderr.write(f"  {name}: {error}")
+            self.stderr.write(f"  {decode_name(name)}: {error}")
         elapsed = time.monotonic() - started
         self.stdout.write(
             self.style.SUCCESS(f"Done in {elapsed:.1f}s: {result.added} new messages.")
