@@ -146,6 +146,14 @@ def test_a_plain_text_body_stays_in_the_page_escaped_and_linked(client, mailbox,
     assert '<a href="https://example.com/ok?a="' in text
 
 
+def test_a_bare_domain_in_a_text_body_links_over_https(client, mailbox, bob):
+    message = deliver(mailbox, make_message("Portal", body="Log in at www.portal.example today."))
+    client.force_login(bob)
+    page = client.get(message.get_absolute_url()).content.decode()
+    assert 'href="https://www.portal.example"' in page
+    assert 'href="http://www.portal.example"' not in page
+
+
 def test_remote_images_are_blocked_until_the_reader_asks(client, mailbox, vera):
     message = deliver(mailbox, hostile_message("tracking_pixel", BEACON))
     client.force_login(vera)
