@@ -227,21 +227,40 @@ def run_sync_timed(env: dict, mailbox: str, warm: str = "") -> tuple[float, list
     return seconds, [float(x) for x in process.stdout.strip().splitlines()[-1].split()]
 
 
-def profile(mailbox) -> None:
-    """BENCH_PROFILE=1: run (b) in this process under cProfile and print where time goes."""
+def profile(mailbox, server: Dovecot) -> None:
+    """BENCH_PROFILE=1: run (b) in this process under cProfile and print where time goes;
+    =resync: the no-change resync (c) instead; =changes: the resync after changes (d)."""
     import cProfile
     import pstats
 
     from webmail.sync.mailbox import sync_mailbox
 
     profiler = cProfile.Profile()
-    if os.environ["BENCH_PROFILE"] == "resync":  # the no-change resync (c) instead
+    mode = os.environ["BENCH_PROFILE"]
+    if mode in ("resync", "changes"):
         sync_mailbox(mailbox)
+        sync_mailbox(mailbox)
+        if mode == "changes":
+            make_changes(server)
         profiler.runcall(sync_mailbox, mailbox)
-        pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
         return
     profiler.runcall(sync_mailbox, mailbox)
     pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+
+
+def make_changes(server: Dovecot) -> tuple[int, int]:
+    """(d)'s changes: 100 messages flagged over IMAP, 1,000 new ones written as files. Returns
+    the folder's UIDNEXT and HIGHESTMODSEQ from before them."""
+    client = server.client(USER, timeout=300)
+    status = client.folder_status("INBOX", [b"UIDNEXT", b"HIGHESTMODSEQ"])
+    since = (status[b"UIDNEXT"], status[b"HIGHESTMODSEQ"])
+    client.select_folder("INBOX")
+    uids = client.search(["ALL"])
+    client.add_flags(random.Random(2).sample(uids, 100), [r"\Flagged"])
+    client.logout()
+    server.write_maildir(USER, "INBOX", make_messages(1000, seed=3))
+    return since
 
 
 def prepare_database(env: dict) -> None:
@@ -298,20 +317,13 @@ def run(data_dir: str) -> None:
 
         a = baseline(server)
         if os.environ.get("BENCH_PROFILE"):
-            profile(mailbox)
+            profile(mailbox, server)
             return
         b, (peak, b_cpu, b_database_cpu) = run_sync_timed(env, key)
         c, _ = run_sync_timed(env, key, warm="twice")
         c0 = baseline_resync(server)
 
-        client = server.client(USER, timeout=300)
-        status = client.folder_status("INBOX", [b"UIDNEXT", b"HIGHESTMODSEQ"])
-        since = (status[b"UIDNEXT"], status[b"HIGHESTMODSEQ"])
-        client.select_folder("INBOX")
-        uids = client.search(["ALL"])
-        client.add_flags(random.Random(2).sample(uids, 100), [r"\Flagged"])
-        client.logout()
-        server.write_maildir(USER, "INBOX", make_messages(1000, seed=3))
+        since = make_changes(server)
         baseline_resync(server, since)  # the server takes in the new files once, for both runs
         d0 = baseline_resync(server, since)
         d, _ = run_sync_timed(env, key, warm="warm")
