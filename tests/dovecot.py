@@ -91,6 +91,7 @@ class Dovecot:
         self.base_dir = base_dir.resolve()
         self.capabilities = capabilities
         self.special_folders = True
+        self.dotted = False
         self.users = dict(users)
         self.instance_name = f"kotak-test-{os.getpid()}-{next(self._names)}-{uuid.uuid4().hex[:6]}"
         self.config_path = self.base_dir / "dovecot.conf"
@@ -132,6 +133,7 @@ class Dovecot:
         users: dict[str, str] | None = None,
         imap_process_limit: int = 500,
         special_folders: bool = True,
+        dotted: bool = False,
     ) -> Dovecot:
         """Start an instance under `base_dir` (created if missing) and wait until
         both IMAP (STARTTLS) and IMAPS ports greet.
@@ -148,6 +150,9 @@ class Dovecot:
         self.imap_process_limit = imap_process_limit  # one imap process per connection
         # False: no Sent/Trash/Junk/Archive… made at login, as on a bare server.
         self.special_folders = special_folders
+        # True: folders live under "INBOX." with "." between levels (INBOX.Sent,
+        # INBOX.Projects.Acme), as Courier and Cyrus lay them out by default.
+        self.dotted = dotted
         self._prepare()
         # Ports are picked by binding to port 0 and releasing them, so another
         # process may grab one before Dovecot binds it: retry with fresh ports.
@@ -360,6 +365,8 @@ class Dovecot:
         root = self.mail_dir / user / "Maildir"
         if folder.upper() == "INBOX":
             return root
+        if self.dotted:  # "INBOX.a.b" is ".a.b"
+            return root / ("." + imap_utf7_encode(folder).decode().removeprefix("INBOX."))
         return root / ("." + imap_utf7_encode(folder).decode().replace("/", "."))
 
     def _prepare(self) -> None:
@@ -485,8 +492,8 @@ mailbox_idle_check_interval = 1 secs
 mail_plugins = $mail_plugins quota
 namespace inbox {{
   inbox = yes
-  separator = /
-  prefix =
+  separator = {"." if self.dotted else "/"}
+  prefix = {"INBOX." if self.dotted else ""}
 {mailboxes}}}
 plugin {{
   quota = count:User quota

@@ -44,8 +44,8 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         for name, folder_result in result.folders.items():
             self.stdout.write(
-                f"  {decode_name(name)}: +{folder_result.added} new, {folder_result.flag_changes} flag "
-                f"changes, -{folder_result.removed} removed"
+                f"  {decode_name(name)}: +{folder_result.added} new, "
+                f"{folder_result.flag_changes} flag changes, -{folder_result.removed} removed"
                 + (" (UIDVALIDITY changed: resynced)" if folder_result.uidvalidity_reset else "")
             )
         for name, error in result.errors.items():
