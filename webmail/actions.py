@@ -19,6 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from webmail import live
+from webmail.imap.folders import parent_name, shown_name
 from webmail.models import Activity, Folder, Mailbox, Message, PendingChange, Role, SpecialUse
 
 log = logging.getLogger(__name__)
@@ -190,14 +191,18 @@ def special_folder(user, mailbox: Mailbox, role: str) -> Folder:
     if existing is not None:
         # A folder of that name without the special-use attribute: use it, as other clients do.
         return existing
+    prefix = mailbox.folder_prefix or ""
+    display_name, label = shown_name(name, delimiter, prefix)
+    parent = parent_name(name, delimiter, prefix)
     with transaction.atomic():
         folder = Folder.objects.create(
             mailbox=mailbox,
             name=name,
-            display_name=name,
-            label=base,
+            display_name=display_name,
+            label=label,
             delimiter=delimiter,
             special_use=role,
+            parent=mailbox.folders.filter(name=parent).first() if parent else None,
         )
         create_folder_change(user, mailbox, name, role)
     return folder
@@ -349,6 +354,9 @@ def _new_top_level_name(mailbox: Mailbox, base: str) -> tuple[str, str]:
     personal namespace lives there (Courier, Cyrus' default)."""
     inbox = mailbox.folders.filter(special_use=SpecialUse.INBOX).first()
     delimiter = (inbox.delimiter if inbox else "") or "/"
+    if mailbox.folder_prefix is not None:  # as the last sync found it
+        return f"{mailbox.folder_prefix}{base}", delimiter
+    # Not synced since Kotak learnt namespaces: judge by the folders.
     others = list(
         mailbox.folders.exclude(special_use=SpecialUse.INBOX)
         .filter(parent__isnull=True)

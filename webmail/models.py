@@ -71,6 +71,11 @@ class Mailbox(models.Model):
     ca_certificates = models.TextField(blank=True)
 
     capabilities = models.JSONField(default=list, blank=True)
+    # Where the account's own folders live on the server: "INBOX." on Courier and Cyrus, ""
+    # where they sit beside the Inbox; None until a sync has looked (RFC 2342 NAMESPACE).
+    folder_prefix = models.CharField(  # noqa: DJ001 — None (not known yet) is not ""
+        max_length=255, null=True, blank=True, default=None
+    )
     # Assignment and status mirrored to the server as IMAP keywords, for other mail clients.
     mirror_keywords = models.BooleanField(default=True)
 

@@ -3,7 +3,11 @@ Courier and Cyrus lay them out by default: the real Dovecot, configured so."""
 
 from __future__ import annotations
 
+import itertools
+import re
+
 import pytest
+from django.urls import reverse
 
 from tests.conftest import IMAP_POOL, ImapAccount, connect_mailbox
 from tests.dovecot import Dovecot, dovecot_dir
@@ -19,31 +23,50 @@ CAPABILITIES = "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ MOVE U
 USERS = IMAP_POOL[:40]
 
 
-@pytest.fixture(scope="module")
-def dotted_dovecot():
+@pytest.fixture(scope="module", params=["NAMESPACE", "no NAMESPACE"])
+def dotted_dovecot(request):
+    """With NAMESPACE the server names its "INBOX." prefix; without it Kotak infers it."""
     users = {name: f"pw-{name}" for name in USERS}
+    capabilities = CAPABILITIES if request.param == "NAMESPACE" else CAPABILITIES[:-10]
     with (
         dovecot_dir("dovecot-dotted") as path,
         Dovecot.start(
-            path, users=users, capabilities=CAPABILITIES, special_folders=False, dotted=True
+            path, users=users, capabilities=capabilities, special_folders=False, dotted=True
         ) as server,
     ):
         yield server
 
 
-_next = iter(USERS)
+_next = itertools.cycle(USERS)
 
 
 @pytest.fixture
 def dotted(db, dotted_dovecot, alice, bob):
     name = next(_next)
     account = ImapAccount(dotted_dovecot, name, dotted_dovecot.users[name], f"{name}@example.com")
+    _empty(account)
     create_on_server(account, "INBOX.Sent", "INBOX.Trash", "INBOX.Drafts", "INBOX.Projects",
                      "INBOX.Projects.Acme")  # fmt: skip
     box = connect_mailbox(account, manager=alice)
     Membership.objects.create(user=bob, mailbox=box, role=Role.AGENT)
     box.account = account
     return box
+
+
+def _empty(account) -> None:
+    """The account as new: what an earlier test of this module made on it goes."""
+    client = account.client()
+    client.folder_encode = False
+    try:
+        names = [name for _, _, name in client.list_folders() if name.upper() != b"INBOX"]
+        for name in sorted(names, key=len, reverse=True):
+            client.delete_folder(name)
+        client.select_folder("INBOX")
+        if client.search("ALL"):
+            client.delete_messages("1:*")
+            client.expunge()
+    finally:
+        client.logout()
 
 
 def tree(mailbox) -> dict[str, tuple]:
@@ -64,14 +87,20 @@ def test_folders_under_inbox_dot_form_a_tree_and_their_roles_are_known_by_name(d
 
     sync_mailbox(dotted)
 
+    # Beside the Inbox, not inside it, as Roundcube and Thunderbird show them.
     assert tree(dotted) == {
         "INBOX": ("Inbox", None, "inbox", "."),
-        "INBOX.Sent": ("Sent", "INBOX", "sent", "."),
-        "INBOX.Trash": ("Trash", "INBOX", "trash", "."),
-        "INBOX.Drafts": ("Drafts", "INBOX", "drafts", "."),
-        "INBOX.Projects": ("Projects", "INBOX", "", "."),
+        "INBOX.Sent": ("Sent", None, "sent", "."),
+        "INBOX.Trash": ("Trash", None, "trash", "."),
+        "INBOX.Drafts": ("Drafts", None, "drafts", "."),
+        "INBOX.Projects": ("Projects", None, "", "."),
         "INBOX.Projects.Acme": ("Acme", "INBOX.Projects", "", "."),
     }
+    names = dict(dotted.folders.values_list("name", "display_name"))
+    assert names["INBOX.Projects.Acme"] == "Projects.Acme"
+    assert names["INBOX.Sent"] == "Sent"
+    dotted.refresh_from_db()
+    assert dotted.folder_prefix == "INBOX."
     for folder in dotted.folders.all():
         assert_mirrors_server(dotted.account, folder)
     assert subjects(dotted.folders.get(name="INBOX.Projects.Acme")) == ["Kick-off"]
@@ -135,7 +164,8 @@ def test_messages_deleted_archived_and_moved_land_in_the_right_folders(dotted, b
         folder = dotted.folders.get(name=name)
         assert subjects(folder) == wanted, name
         assert_mirrors_server(dotted.account, folder)
-    assert dotted.folders.get(name="INBOX.Archive").parent == inbox
+    archive = dotted.folders.get(name="INBOX.Archive")
+    assert (archive.parent, archive.display_name) == (None, "Archive")
 
 
 def test_changes_by_another_client_show_up_and_a_move_keeps_the_conversation(dotted):
@@ -161,3 +191,20 @@ def test_changes_by_another_client_show_up_and_a_move_keeps_the_conversation(dot
     assert tree(dotted)["INBOX.Projects.Beta"] == ("Beta", "INBOX.Projects", "", ".")
     for folder in (acme, dotted.folders.get(name="INBOX")):
         assert_mirrors_server(dotted.account, folder)
+
+
+def test_the_folder_list_puts_the_roles_first_and_nests_only_real_subfolders(dotted, bob, client):
+    sync_mailbox(dotted)
+    client.force_login(bob)
+    page = client.get(reverse("folder_tree", args=[dotted.pk])).content.decode()
+    shown = re.findall(
+        r'<li class="depth-(\d)[^"]*">\s*(?:<a[^>]*>\s*)?<span class="label[^"]*">([^<]*)<', page
+    )
+    assert [(int(depth), label) for depth, label in shown] == [
+        (0, "Inbox"),
+        (0, "Drafts"),
+        (0, "Sent"),
+        (0, "Trash"),
+        (0, "Projects"),
+        (1, "Acme"),
+    ]

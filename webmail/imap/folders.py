@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import imapclient
+from imapclient.exceptions import IMAPClientError
 from imapclient.imap_utf7 import decode as decode_utf7
 from imapclient.imap_utf7 import encode as encode_utf7
 
@@ -48,12 +49,51 @@ class FolderInfo:
     special_use: str
     is_selectable: bool
     is_subscribed: bool = False
+    prefix: str = ""  # the personal namespace's, see personal_prefix()
 
     @property
     def parent_name(self) -> str | None:
-        if not self.delimiter or self.delimiter not in self.name:
-            return None
-        return self.name.rsplit(self.delimiter, 1)[0]
+        return parent_name(self.name, self.delimiter, self.prefix)
+
+
+def parent_name(name: str, delimiter: str, prefix: str = "") -> str | None:
+    """The folder name holds name; None at the top. A folder right inside the personal
+    namespace ("INBOX.Sent" where it is "INBOX.") is at the top, beside the Inbox."""
+    if not delimiter or delimiter not in name:
+        return None
+    parent = name.rsplit(delimiter, 1)[0]
+    if prefix and parent + delimiter == prefix:
+        return None
+    return parent
+
+
+def shown_name(name: str, delimiter: str, prefix: str = "") -> tuple[str, str]:
+    """The display name and label (last level) of a folder: decoded, and without the personal
+    namespace's prefix, as Roundcube and Thunderbird show "INBOX.Projects.Acme" too."""
+    if prefix and name.startswith(prefix) and len(name) > len(prefix):
+        name = name[len(prefix) :]
+    display = decode_name(name)
+    return display, (display.rsplit(delimiter, 1)[-1] if delimiter else display)
+
+
+def personal_prefix(client: imapclient.IMAPClient, folders: list[FolderInfo]) -> str:
+    """Where the account's own folders live: the personal namespace's prefix where the server
+    names it (RFC 2342), else "INBOX<delimiter>" when every folder but the Inbox is inside
+    it (Courier's and Cyrus' layout); "" when they sit beside the Inbox."""
+    if client.has_capability("NAMESPACE"):
+        try:
+            personal = client.namespace().personal
+        except (IMAPClientError, ValueError, TypeError):  # a refusal, an answer unparsed
+            personal = None
+        if personal:
+            prefix, delimiter = (_as_text(part) if part else "" for part in personal[0][:2])
+            return prefix if delimiter and prefix.endswith(delimiter) else ""
+    inbox = next((f for f in folders if f.name.upper() == "INBOX"), None)
+    if inbox is None or not inbox.delimiter:
+        return ""
+    prefix = f"{inbox.name}{inbox.delimiter}"
+    others = [f for f in folders if f is not inbox]
+    return prefix if others and all(f.name.startswith(prefix) for f in others) else ""
 
 
 def _as_text(value) -> str:
@@ -89,8 +129,9 @@ def renamed(name: str, old: str, new: str, delimiter: str) -> str | None:
     return new + name[len(old) :]
 
 
-def list_folders(client: imapclient.IMAPClient) -> list[FolderInfo]:
-    """Every folder on the server, with special-use roles and subscription state."""
+def list_folders(client: imapclient.IMAPClient) -> tuple[list[FolderInfo], str]:
+    """Every folder on the server, with special-use roles and subscription state; and the
+    personal namespace's prefix the names are shown without."""
     subscribed = {_as_text(name) for _flags, _delim, name in client.list_sub_folders()}
     folders = []
     for flags, delimiter, raw_name in client.list_folders():
@@ -98,8 +139,6 @@ def list_folders(client: imapclient.IMAPClient) -> list[FolderInfo]:
         attributes = [_as_text(flag) for flag in flags]
         lowered = {flag.lower() for flag in flags}
         delim = _as_text(delimiter) if delimiter else ""
-        display = decode_name(name)
-        label = display.rsplit(delim, 1)[-1] if delim else display
         if name.upper() == "INBOX":
             special = "inbox"
         else:
@@ -109,8 +148,8 @@ def list_folders(client: imapclient.IMAPClient) -> list[FolderInfo]:
         folders.append(
             FolderInfo(
                 name=name,
-                display_name="Inbox" if special == "inbox" else display,
-                label="Inbox" if special == "inbox" else label,
+                display_name="",
+                label="",
                 delimiter=delim,
                 attributes=attributes,
                 special_use=special,
@@ -118,8 +157,15 @@ def list_folders(client: imapclient.IMAPClient) -> list[FolderInfo]:
                 is_subscribed=name in subscribed or special == "inbox",
             )
         )
+    prefix = personal_prefix(client, folders)
+    for folder in folders:
+        folder.prefix = prefix
+        if folder.special_use == "inbox":
+            folder.display_name = folder.label = "Inbox"
+        else:
+            folder.display_name, folder.label = shown_name(folder.name, folder.delimiter, prefix)
     _guess_special_use(folders)
-    return folders
+    return folders, prefix
 
 
 def _guess_special_use(folders: list[FolderInfo]) -> None:

@@ -6,7 +6,13 @@ import imapclient
 from django.db import transaction
 
 from webmail import live
-from webmail.imap.folders import FolderInfo, decode_name, is_within, list_folders, renamed
+from webmail.imap.folders import (
+    FolderInfo,
+    is_within,
+    list_folders,
+    renamed,
+    shown_name,
+)
 from webmail.models import Folder, Mailbox, Message, PendingChange
 from webmail.sync.messages import bury
 
@@ -16,9 +22,12 @@ SYNC_ORDER = ["inbox", "sent", "drafts", "archive", "", "junk", "trash", "flagge
 
 def sync_folders(mailbox: Mailbox, client: imapclient.IMAPClient) -> list[Folder]:
     """Create, update and delete Folder rows to match LIST; return folders in sync order."""
-    listed = list_folders(client)
+    listed, prefix = list_folders(client)
     with transaction.atomic():
-        infos, unconfirmed = _as_users_left_it(mailbox, listed)
+        if mailbox.folder_prefix != prefix:
+            mailbox.folder_prefix = prefix
+            Mailbox.objects.filter(pk=mailbox.pk).update(folder_prefix=prefix)
+        infos, unconfirmed = _as_users_left_it(mailbox, listed, prefix)
         existing = {folder.name: folder for folder in mailbox.folders.all()}
         _follow_renames(client, infos, existing)
         seen = set()
@@ -63,7 +72,7 @@ def sync_folders(mailbox: Mailbox, client: imapclient.IMAPClient) -> list[Folder
 
 
 def _as_users_left_it(
-    mailbox: Mailbox, infos: list[FolderInfo]
+    mailbox: Mailbox, infos: list[FolderInfo], prefix: str
 ) -> tuple[list[FolderInfo], set[str]]:
     """The server's folder list with the users' folder changes it has not had yet on top, in
     click order; and the names in it the server does not have yet.
@@ -91,7 +100,12 @@ def _as_users_left_it(
             name = payload.get("name", "")
             if name and all(info.name != name for info in infos):
                 infos.append(
-                    _info(name, default_delimiter, special_use=payload.get("special_use", ""))
+                    _info(
+                        name,
+                        default_delimiter,
+                        prefix,
+                        special_use=payload.get("special_use", ""),
+                    )
                 )
                 unconfirmed.add(name)
         elif change.action == Action.RENAME_FOLDER:
@@ -112,6 +126,7 @@ def _as_users_left_it(
                     infos[index] = _info(
                         name,
                         info.delimiter,
+                        prefix,
                         attributes=info.attributes,
                         special_use=info.special_use,
                         is_selectable=info.is_selectable,
@@ -127,13 +142,14 @@ def _as_users_left_it(
     return infos, unconfirmed
 
 
-def _info(name: str, delimiter: str, **values) -> FolderInfo:
-    display = decode_name(name)
+def _info(name: str, delimiter: str, prefix: str, **values) -> FolderInfo:
+    display, label = shown_name(name, delimiter, prefix)
     return FolderInfo(
         name=name,
         display_name=display,
-        label=display.rsplit(delimiter, 1)[-1] if delimiter else display,
+        label=label,
         delimiter=delimiter,
+        prefix=prefix,
         attributes=values.get("attributes", []),
         special_use=values.get("special_use", ""),
         is_selectable=values.get("is_selectable", True),
