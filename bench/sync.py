@@ -6,8 +6,9 @@ into a private Dovecot, then measures in one run:
   (b) Kotak's initial sync into PostgreSQL, end to end (a separate `manage.py sync` process);
   (c) a resync with no changes;
   (d) a resync after 100 flag changes and 1,000 new messages;
-  (c0), (d0) imapclient sending the same commands as (c) and (d), nothing stored: Dovecot's own
-      cost of opening a big Maildir folder grows with it (~0.9 s at 100,000 here);
+  (f) a resync after 100 flag changes only (the target's own case);
+  (c0), (d0), (f0) imapclient sending the same commands as (c), (d) and (f), nothing stored:
+      Dovecot's own cost of opening a big Maildir folder grows with it;
   (e) the peak memory of the syncing process.
 The machine is noisy: read the ratio (b)/(a) rather than the absolute figures.
 
@@ -121,7 +122,7 @@ def tls_client(server: Dovecot):
 
 
 def baseline_resync(server: Dovecot, since: tuple[int, int] | None = None) -> float:
-    """(c0)/(d0) imapclient alone, sending what a resync sends: login over TLS, LIST, STATUS;
+    """(c0)/(d0)/(f0) imapclient alone, sending what a resync sends: login over TLS, LIST, STATUS;
     with `since` (UIDNEXT, HIGHESTMODSEQ before the changes) also EXAMINE, the new messages'
     items and the flags CHANGEDSINCE. What the server itself costs, to read (c) and (d) by."""
     from webmail.sync.messages import NEW_MESSAGE_ITEMS
@@ -134,7 +135,8 @@ def baseline_resync(server: Dovecot, since: tuple[int, int] | None = None) -> fl
         uidnext, modseq = since
         client.select_folder("INBOX", readonly=True)
         new = [uid for uid in client.search(["UID", f"{uidnext}:*"]) if uid >= uidnext]
-        client.fetch(new, NEW_MESSAGE_ITEMS)
+        if new:
+            client.fetch(new, NEW_MESSAGE_ITEMS)
         client.fetch(f"1:{uidnext - 1}", ["UID", "FLAGS"], modifiers=[f"CHANGEDSINCE {modseq}"])
     client.logout()
     return time.perf_counter() - started
@@ -229,7 +231,7 @@ def run_sync_timed(env: dict, mailbox: str, warm: str = "") -> tuple[float, list
 
 def profile(mailbox, server: Dovecot) -> None:
     """BENCH_PROFILE=1: run (b) in this process under cProfile and print where time goes;
-    =resync: the no-change resync (c) instead; =changes: the resync after changes (d)."""
+    =resync: the no-change resync (c) instead; =flags: (f); =changes: (d)."""
     import cProfile
     import pstats
 
@@ -237,9 +239,11 @@ def profile(mailbox, server: Dovecot) -> None:
 
     profiler = cProfile.Profile()
     mode = os.environ["BENCH_PROFILE"]
-    if mode in ("resync", "changes"):
+    if mode in ("resync", "flags", "changes"):
         sync_mailbox(mailbox)
         sync_mailbox(mailbox)
+        if mode == "flags":
+            flag_changes(server)
         if mode == "changes":
             make_changes(server)
         profiler.runcall(sync_mailbox, mailbox)
@@ -249,16 +253,28 @@ def profile(mailbox, server: Dovecot) -> None:
     pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
 
 
+def cursor(server: Dovecot) -> tuple[int, int]:
+    """The folder's UIDNEXT and HIGHESTMODSEQ now."""
+    client = server.client(USER, timeout=300)
+    status = client.folder_status("INBOX", [b"UIDNEXT", b"HIGHESTMODSEQ"])
+    client.logout()
+    return status[b"UIDNEXT"], status[b"HIGHESTMODSEQ"]
+
+
+def flag_changes(server: Dovecot, seed: int = 2) -> None:
+    """100 messages flagged over IMAP, as another mail client would."""
+    client = server.client(USER, timeout=300)
+    client.select_folder("INBOX")
+    uids = client.search(["ALL"])
+    client.add_flags(random.Random(seed).sample(uids, 100), [r"\Flagged"])
+    client.logout()
+
+
 def make_changes(server: Dovecot) -> tuple[int, int]:
     """(d)'s changes: 100 messages flagged over IMAP, 1,000 new ones written as files. Returns
     the folder's UIDNEXT and HIGHESTMODSEQ from before them."""
-    client = server.client(USER, timeout=300)
-    status = client.folder_status("INBOX", [b"UIDNEXT", b"HIGHESTMODSEQ"])
-    since = (status[b"UIDNEXT"], status[b"HIGHESTMODSEQ"])
-    client.select_folder("INBOX")
-    uids = client.search(["ALL"])
-    client.add_flags(random.Random(2).sample(uids, 100), [r"\Flagged"])
-    client.logout()
+    since = cursor(server)
+    flag_changes(server)
     server.write_maildir(USER, "INBOX", make_messages(1000, seed=3))
     return since
 
@@ -323,6 +339,12 @@ def run(data_dir: str) -> None:
         c, _ = run_sync_timed(env, key, warm="twice")
         c0 = baseline_resync(server)
 
+        since = cursor(server)
+        flag_changes(server, seed=4)
+        baseline_resync(server, since)  # the server indexes the new flags once, for both runs
+        f0 = baseline_resync(server, since)
+        f, _ = run_sync_timed(env, key, warm="warm")
+
         since = make_changes(server)
         baseline_resync(server, since)  # the server takes in the new files once, for both runs
         d0 = baseline_resync(server, since)
@@ -336,6 +358,8 @@ def run(data_dir: str) -> None:
     print(f"    CPU: Kotak {b_cpu:.2f} s, its PostgreSQL backends {b_database_cpu:.2f} s")
     print(f"(c) resync, no changes               : {c * 1000:7.0f} ms")
     print(f"    the server alone (c0)            : {c0 * 1000:7.0f} ms")
+    print(f"(f) resync, 100 flag changes         : {f * 1000:7.0f} ms")
+    print(f"    the server alone (f0)            : {f0 * 1000:7.0f} ms")
     print(f"(d) resync, 100 flags + 1,000 new    : {d * 1000:7.0f} ms")
     print(f"    the server alone (d0)            : {d0 * 1000:7.0f} ms")
     print(f"(e) peak memory of the sync process  : {peak:7.0f} MB")

@@ -23,7 +23,7 @@ from functools import lru_cache
 import imapclient
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from webmail import db, live
@@ -336,6 +336,8 @@ class FolderSync:
         self.orphans: dict[str, list[int]] | None = None
         self.known_uidnext: int | None = None  # the folder's UIDNEXT before this pass
         self.initial = False
+        # (messages shown, unread) as _expunged counted them, while nothing has changed since.
+        self.counts: tuple[int, int] | None = None
         last_scan = folder.last_full_scan_at
         self.full_scan = last_scan is None or last_scan < timezone.now() - timedelta(
             seconds=settings.SYNC_FULL_SCAN_INTERVAL
@@ -854,9 +856,16 @@ class FolderSync:
 
     def _expunged(self, exists: int) -> None:
         folder = self.folder
-        stored = folder.messages.filter(uid__gt=0).count()
-        if folder.lowest_synced_uid == 1 and stored == exists and not self.full_scan:
+        # One pass over the folder's rows for all three counts: at 100,000 messages each
+        # separate count is a scan of its own.
+        counts = folder.messages.aggregate(
+            stored=Count("pk", filter=Q(uid__gt=0)),
+            shown=Count("pk", filter=Q(pending_removal=False)),
+            unread=Count("pk", filter=Q(pending_removal=False, is_seen=False)),
+        )
+        if folder.lowest_synced_uid == 1 and counts["stored"] == exists and not self.full_scan:
             # Every server UID is stored (the invariant); equal counts mean equal sets.
+            self.counts = (counts["shown"], counts["unread"])
             return
         uid_range = self._stored_range()
         if uid_range is None:
@@ -897,9 +906,10 @@ class FolderSync:
     def _finish(self) -> None:
         folder = self.folder
         before = (folder.total_count, folder.unread_count)
-        visible = folder.messages.filter(pending_removal=False)
-        folder.total_count = visible.count()
-        folder.unread_count = visible.unread().count()
+        if self.counts is None:
+            visible = folder.messages.filter(pending_removal=False)
+            self.counts = (visible.count(), visible.unread().count())
+        folder.total_count, folder.unread_count = self.counts
         if (folder.total_count, folder.unread_count) != before:
             live.record(folder.mailbox_id, "folder_counts", folder_id=folder.pk)
         folder.sync_state = Folder.SyncState.IDLE
