@@ -279,6 +279,8 @@ WATCHER_LEASE_TTL = env_int("WATCHER_LEASE_TTL", 60)
 WATCHER_IDLE_RENEW = env_int("WATCHER_IDLE_RENEW", 290)
 # How often the folders other than INBOX are checked with (LIST-)STATUS.
 WATCHER_STATUS_INTERVAL = env_int("WATCHER_STATUS_INTERVAL", 60)
+# On a server without IDLE: how often INBOX is checked with NOOP instead.
+WATCHER_POLL_INTERVAL = env_int("WATCHER_POLL_INTERVAL", 15)
 WATCHER_BACKOFF_MAX = env_int("WATCHER_BACKOFF_MAX", 300)
 
 # --- Live updates ---------------------------------------------------------------------------

@@ -1,5 +1,9 @@
 """Watchers against the real Dovecot: IDLE notices, leases keep one watcher per mailbox."""
 
+import contextlib
+import re
+import socket
+import threading
 import time
 
 import pytest
@@ -216,3 +220,88 @@ def test_two_worker_processes_still_one_watcher_and_a_killed_one_is_replaced(
             if process is not None:
                 process.kill()
                 process.wait()
+
+
+class NoIdleRelay:
+    """Plain IMAP in front of Dovecot, made a server without IDLE: "IDLE" leaves every
+    CAPABILITY it sends, and an IDLE command is answered BAD, as such a server answers it."""
+
+    def __init__(self, port: int):
+        self.target = port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.refused = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.target))
+            threading.Thread(target=self._commands, args=(client, server), daemon=True).start()
+            threading.Thread(target=self._answers, args=(server, client), daemon=True).start()
+
+    @staticmethod
+    def _lines(sock):
+        held = b""
+        while data := sock.recv(65536):
+            held += data
+            *lines, held = held.split(b"\r\n")
+            yield from (line + b"\r\n" for line in lines)
+
+    def _commands(self, client, server) -> None:
+        with client, server:
+            try:
+                for line in self._lines(client):
+                    idle = re.fullmatch(rb"(\S+) IDLE\r\n", line, re.IGNORECASE)
+                    if idle:
+                        self.refused += 1
+                        client.sendall(idle.group(1) + b" BAD Unknown command IDLE\r\n")
+                    else:
+                        server.sendall(line)
+            except OSError:
+                pass
+
+    def _answers(self, server, client) -> None:
+        try:
+            for line in self._lines(server):
+                if b"CAPABILITY" in line:
+                    line = line.replace(b" IDLE", b"")
+                client.sendall(line)
+        except OSError:
+            pass
+        with client, contextlib.suppress(OSError):
+            client.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_a_server_without_idle_is_polled_not_sent_idle(
+    db, alice, imap_account, pools, fast_watchers, settings
+):
+    from tests.conftest import connect_mailbox
+
+    settings.WATCHER_POLL_INTERVAL = 1
+    settings.WATCHER_STATUS_INTERVAL = 1
+    relay = NoIdleRelay(imap_account.server.imap_port)
+    try:
+        mailbox = connect_mailbox(imap_account, manager=alice, security="plain")
+        Mailbox.objects.filter(pk=mailbox.pk).update(imap_port=relay.port)
+        pool = pools("worker-a")
+        wait_for(lambda: connected(pool, mailbox), what="the watcher to connect")
+        assert not pool.watchers[mailbox.pk].idling
+        wait_for(lambda: mailbox.folders.filter(name="Archive").exists(), what="catch-up sync")
+
+        imap_account.deliver("Arrived without IDLE")
+        imap_account.deliver("Filed without IDLE", folder="Archive")
+        wait_for(
+            lambda: mailbox.messages.filter(subject__endswith="without IDLE").count() == 2,
+            what="the NOOP and STATUS polls and the sync",
+        )
+        assert relay.refused == 0
+        assert connected(pool, mailbox)
+    finally:
+        relay.close()

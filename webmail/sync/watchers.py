@@ -7,7 +7,8 @@ not the broker, which may redeliver. All the watchers of a process share one thr
 waits on their sockets with a selector, so a worker can hold many mailboxes cheaply.
 
 Per mailbox: IDLE on INBOX (RFC 2177), DONE and re-IDLE every IDLE_RENEW seconds (NATs drop
-silent flows after a few minutes), STATUS of the other folders every STATUS_INTERVAL seconds,
+silent flows after a few minutes), STATUS of the other folders every STATUS_INTERVAL seconds;
+on a server without IDLE, NOOP on INBOX every POLL_INTERVAL seconds instead;
 TCP keepalive, reconnect with jittered exponential backoff, and a catch-up sync after every
 (re)connect, since whatever happened while disconnected was not notified.
 """
@@ -91,6 +92,8 @@ class Watcher:
         self.sock: socket.socket | None = None
         self.idle_since = 0.0
         self.status_at = 0.0
+        self.polled_at = 0.0
+        self.idling = False  # False: the server has no IDLE, so the watcher polls
         self.next_attempt = 0.0
         self.failures = 0
         self.notify = False  # RFC 5465: the server tells about every folder on this connection
@@ -112,15 +115,17 @@ class Watcher:
             raise
         try:
             client.select_folder("INBOX", readonly=True)
-            self.notify = client.has_capability("NOTIFY") and notify_set(client)
-            client.idle()
+            self.idling = client.has_capability("IDLE")
+            self.notify = self.idling and client.has_capability("NOTIFY") and notify_set(client)
+            if self.idling:
+                client.idle()
         except BaseException:
             client.shutdown()
             slots.release(self.slot)
             raise
         self.client = client
         self.sock = client.socket()
-        self.idle_since = self.status_at = time.monotonic()
+        self.idle_since = self.status_at = self.polled_at = time.monotonic()
         self.failures = 0
 
     def close(self) -> None:
@@ -173,17 +178,40 @@ class Watcher:
         """Leave IDLE, STATUS the other folders, compare with the stored cursors, IDLE again."""
         self.client.idle_done()
         try:
-            folders = list(
-                Folder.objects.filter(mailbox_id=self.mailbox_id, is_selectable=True).exclude(
-                    special_use="inbox"
-                )
-            )
-            statuses = folder_statuses(
-                self.client, [f.name for f in folders], self.client.has_capability("CONDSTORE")
-            )
+            changed = self._status_changes()
         finally:
             self.client.idle()
             self.idle_since = self.status_at = time.monotonic()
+        return changed
+
+    def poll(self, statuses: bool) -> list[str]:
+        """Without IDLE: NOOP, whose answer carries what changed in INBOX (RFC 3501 §6.1.2),
+        and with `statuses` a STATUS of the other folders too."""
+        _text, responses = self.client.noop()
+        self.polled_at = time.monotonic()
+        changed = []
+        for response in responses:
+            if not isinstance(response, tuple) or not response:
+                continue
+            if response[0] == b"BYE":
+                raise ConnectionError("server said BYE")
+            if len(response) > 1 and (response[1] in CHANGES or response[0] in CHANGES):
+                changed = ["INBOX"]
+        if statuses:
+            changed += self._status_changes()
+            self.status_at = self.polled_at
+        return changed
+
+    def _status_changes(self) -> list[str]:
+        """The folders other than INBOX whose STATUS differs from their stored cursor."""
+        folders = list(
+            Folder.objects.filter(mailbox_id=self.mailbox_id, is_selectable=True).exclude(
+                special_use="inbox"
+            )
+        )
+        statuses = folder_statuses(
+            self.client, [f.name for f in folders], self.client.has_capability("CONDSTORE")
+        )
         changed = []
         for folder in folders:
             status = statuses.get(folder.name)
@@ -291,7 +319,8 @@ class WatcherPool:
                 log.info("watcher %s: cannot connect: %s", watcher.mailbox_id, exc)
                 watcher.schedule_retry()
                 continue
-            self.selector.register(watcher.sock, selectors.EVENT_READ, watcher)
+            if watcher.idling:
+                self.selector.register(watcher.sock, selectors.EVENT_READ, watcher)
             # Whatever happened while we were not listening was not notified: catch up.
             self.enqueue(watcher.mailbox_id, None)
 
@@ -325,7 +354,13 @@ class WatcherPool:
             if not watcher.connected:
                 continue
             try:
-                if (
+                if not watcher.idling:
+                    if now - watcher.polled_at >= settings.WATCHER_POLL_INTERVAL:
+                        statuses = now - watcher.status_at >= settings.WATCHER_STATUS_INTERVAL
+                        changed = watcher.poll(statuses)
+                        if changed:
+                            self.enqueue(watcher.mailbox_id, changed)
+                elif (
                     not watcher.notify
                     and now - watcher.status_at >= settings.WATCHER_STATUS_INTERVAL
                 ):
