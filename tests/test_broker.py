@@ -47,3 +47,16 @@ def test_a_file_still_being_written_is_not_read(tmp_path):
         except queue.Empty:
             pass
         queue.close()
+
+
+def test_the_embedded_broker_warns_of_no_missing_hostname(tmp_path, caplog):
+    folder = tmp_path / "queue"
+    folder.mkdir()
+    # A clone is what Celery's producer pool makes before each task it sends.
+    with (
+        caplog.at_level("WARNING", logger="kombu.connection"),
+        broker(tmp_path, folder) as conn,
+        conn.clone() as copy,
+    ):
+        copy.SimpleQueue("kotak-test").close()
+    assert "hostname" not in caplog.text

@@ -36,3 +36,9 @@ class Channel(filesystem.Channel):
 
 class Transport(filesystem.Transport):
     Channel = Channel
+
+    @property
+    def default_connection_params(self):
+        # Folders, not a host: without this kombu warns "No hostname was supplied" at every
+        # connection, in every management command that queues a task.
+        return {}
