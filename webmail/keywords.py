@@ -26,7 +26,8 @@ Rules:
   MODSEQ where the server has CONDSTORE, else the highest UID. Both are per folder, so across
   folders the one synced last wins.
 - Nothing is echoed: the server's keywords then equal what Kotak stored, so the next sync sees
-  no difference. With `Mailbox.mirror_keywords` off, Kotak neither writes nor reads keywords.
+  no difference. With `Mailbox.mirror_keywords` off, Kotak neither writes nor reads keywords;
+  turning it on queues, in a background task, what was worked meanwhile (`mirror_mailbox`).
 - A server that does not keep keywords (PERMANENTFLAGS without `\\*`, or a refused STORE) turns
   the mirror off for the mailbox, with one "keywords_off" audit line saying why, instead of
   failing every change (see `turn_off`).
@@ -148,6 +149,36 @@ def queue_mirror(conversation: Conversation, message_ids: Iterable[int] | None =
 
         transaction.on_commit(queue)
     return len(updates)
+
+
+def mirror_mailbox(mailbox: Mailbox) -> int:
+    """Make every message's Kotak keywords say what its conversation says, as when the mirror
+    is turned on: worked conversations get theirs, and keywords left from an earlier time the
+    mirror was on go where the conversation has changed since. Returns the messages queued."""
+    mailbox.refresh_from_db(fields=["mirror_keywords"])
+    if not mailbox.mirror_keywords:
+        return 0
+    worked = set(
+        Conversation.objects.filter(mailbox=mailbox)
+        .exclude(status=Status.OPEN, assignee__isnull=True)
+        .values_list("pk", flat=True)
+    )
+    stale = {
+        conversation_id
+        for conversation_id, keywords in Message.objects.filter(
+            mailbox=mailbox, conversation__isnull=False
+        )
+        .exclude(keywords=[])
+        .values_list("conversation_id", "keywords")
+        .iterator(chunk_size=5000)
+        if kotak_keywords(keywords)
+    }
+    queued = 0
+    for conversation in Conversation.objects.filter(pk__in=worked | stale).select_related(
+        "assignee"
+    ):
+        queued += queue_mirror(conversation)
+    return queued
 
 
 def arrived(

@@ -149,6 +149,38 @@ def test_with_the_mirror_off_nothing_is_written_or_read(any_mailbox, alice, bob)
     assert not imap_activity(conversation).exists()
 
 
+def test_turning_the_mirror_on_writes_what_was_worked_while_it_was_off(
+    any_mailbox, alice, bob, django_capture_on_commit_callbacks
+):
+    from webmail import members
+
+    earlier = thread(any_mailbox, "Worked before")
+    team.assign(alice, [earlier], bob)
+    apply_now(any_mailbox)
+    members.set_mirror_keywords(alice, any_mailbox, False)
+    # While off: one conversation worked, the earlier one given back and reopened.
+    later = thread(any_mailbox, "Worked while off")
+    team.assign(alice, [later], bob)
+    team.set_status(bob, [later], Status.CLOSED)
+    team.assign(alice, [earlier], None)
+    apply_now(any_mailbox)
+    assert keywords_on_server(any_mailbox, later) == [set()] * 2
+    assert keywords_on_server(any_mailbox, earlier) == [{OPEN, BOB}] * 2
+
+    with django_capture_on_commit_callbacks(execute=True):
+        members.set_mirror_keywords(alice, any_mailbox, True)
+    apply_now(any_mailbox)
+
+    assert keywords_on_server(any_mailbox, later) == [{CLOSED, BOB}] * 2
+    assert keywords_on_server(any_mailbox, earlier) == [set()] * 2
+    sync_mailbox(any_mailbox)  # and nothing is read back as another client's change
+    later.refresh_from_db()
+    earlier.refresh_from_db()
+    assert (later.status, later.assignee) == (Status.CLOSED, bob)
+    assert (earlier.status, earlier.assignee) == (Status.OPEN, None)
+    assert not imap_activity(later).exists() and not imap_activity(earlier).exists()
+
+
 def test_a_reply_joining_an_assigned_conversation_gets_its_keywords(any_mailbox, alice, bob):
     conversation = thread(any_mailbox, "Delivery late")
     team.assign(alice, [conversation], bob)

@@ -100,6 +100,15 @@ def apply_changes(mailbox_id: int) -> dict[str, int]:
     return {"applied": result.applied, "failed": result.failed, "retrying": result.retrying}
 
 
+@shared_task(ignore_result=True)
+def mirror_keywords(mailbox_id: int) -> int:
+    """The mirror was turned on: queue the keywords of everything worked while it was off."""
+    from webmail.keywords import mirror_mailbox
+
+    mailbox = Mailbox.objects.filter(pk=mailbox_id).first()
+    return mirror_mailbox(mailbox) if mailbox is not None else 0
+
+
 @shared_task
 def apply_due_changes() -> None:
     """Beat's sweeper: changes whose queue message was lost, or whose retry time has come."""
