@@ -5,6 +5,7 @@ updates flow again. A private redis-server of the test's own; the machine's is n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shutil
 import subprocess
@@ -212,6 +213,10 @@ def test_live_updates_fall_back_to_polling_and_resume_on_the_nudge(mailbox, live
         seen["back"] = await delivered_in(queue)
         hub.unsubscribe(queue)
         hub.task.cancel()
+        # Let its last step give the hub thread's database connection back.
+        with contextlib.suppress(asyncio.CancelledError):
+            await hub.task
+        hub.executor.shutdown()
         return seen
 
     # On a loop of its own, in a thread of its own: a browser test's Playwright may already be
