@@ -57,8 +57,8 @@ class FolderInfo:
 
 
 def parent_name(name: str, delimiter: str, prefix: str = "") -> str | None:
-    """The folder name holds name; None at the top. A folder right inside the personal
-    namespace ("INBOX.Sent" where it is "INBOX.") is at the top, beside the Inbox."""
+    """The name of the folder that holds `name`; None at the top. A folder right inside the
+    personal namespace ("INBOX.Sent" where it is "INBOX.") is at the top, beside the Inbox."""
     if not delimiter or delimiter not in name:
         return None
     parent = name.rsplit(delimiter, 1)[0]
