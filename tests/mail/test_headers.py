@@ -314,12 +314,33 @@ def test_it_lists_the_members_of_address_groups_and_skips_empty_groups():
             "alice@example.com,, ,bob@example.com",
             [["", "alice@example.com"], ["", "bob@example.com"]],
         ),
+        (
+            "Alice <alice@example.com>, =?utf-8?q?M=C3=BCller?= <m@example.de>,<c@example.io>",
+            [["Alice", "alice@example.com"], ["Müller", "m@example.de"], ["", "c@example.io"]],
+        ),
+        # A group, then a quoted name with a comma, in one list: the comma does not split them.
+        (
+            'Team: a@example.com, b@example.com;, "Doe, Jane" <jane@example.com>',
+            [
+                ["", "a@example.com"],
+                ["", "b@example.com"],
+                ["Doe, Jane", "jane@example.com"],
+            ],
+        ),
         ("", []),
         (None, []),
     ],
 )
 def test_it_parses_address_lists_as_mailers_write_them(value, expected):
     assert parse_addresses(value) == expected
+
+
+def test_a_list_of_5000_recipients_is_parsed_whole_and_in_order():
+    value = ",\r\n ".join(f"Person {n} <person{n}@example.org>" for n in range(5000))
+    parsed = parse_addresses(value)
+    assert len(parsed) == 5000
+    assert parsed[0] == ["Person 0", "person0@example.org"]
+    assert parsed[-1] == ["Person 4999", "person4999@example.org"]
 
 
 # --- threading ids ------------------------------------------------------------------------------

@@ -166,9 +166,14 @@ def parse_addresses(value: str | None) -> list[list[str]]:
     simple = _SIMPLE_ADDRESS.match(text)
     if simple:
         # The common single "Name <a@b>" or bare "a@b": getaddresses costs ~30 µs each.
-        name = simple["name"] or simple["quoted"] or ""
-        address = simple["angle"] or simple["bare"]
-        return [[decode_header_value(name)[:998], clean(address)[:320]]]
+        return [_simple_pair(simple)]
+    if "," in text and '"' not in text and "(" not in text:
+        # A list of such addresses, as mailers write them (5,000 cost getaddresses 0.1 s):
+        # without quotes or comments a comma only separates. Any other piece (a group, a
+        # route) sends the whole list the slow way.
+        matches = [_SIMPLE_ADDRESS.match(part) for part in text.split(",") if part.strip()]
+        if matches and all(matches):
+            return [_simple_pair(match) for match in matches]
     try:
         pairs = getaddresses([text])
     except Exception:  # noqa: BLE001
@@ -179,6 +184,12 @@ def parse_addresses(value: str | None) -> list[list[str]]:
             continue
         result.append([decode_header_value(name)[:998], clean(address)[:320]])
     return result
+
+
+def _simple_pair(match: re.Match) -> list[str]:
+    name = match["name"] or match["quoted"] or ""
+    address = match["angle"] or match["bare"]
+    return [decode_header_value(name)[:998], clean(address)[:320]]
 
 
 # The canonical RFC 5322 §3.3 form, which nearly every mailer writes: "Mon, 2 Mar 2026 12:00:00
