@@ -15,11 +15,13 @@ from imapclient.response_parser import parse_fetch_response
 from tests.dovecot import make_message
 from webmail.imap.extensions import pop_vanished
 from webmail.imap.fetch import fetch_headers, parse_fetch_data
-from webmail.sync.messages import NEW_MESSAGE_ITEMS
+from webmail.sync.messages import FULL_HEADER_ITEM, HEADER_LIMIT, NEW_MESSAGE_ITEMS
 
 pytestmark = pytest.mark.imap
 
 ITEMS = NEW_MESSAGE_ITEMS + ["MODSEQ"]
+# The whole header block, as the sync fetches again one that the window's FETCH cut short.
+WHOLE = [item for item in ITEMS if not item.startswith("BODY")] + [FULL_HEADER_ITEM]
 
 # More than imaplib's longest line (_MAXLINE): a literal is read by its size, never as a line.
 HUGE_SUBJECT = b"Subject: " + b"\r\n ".join([b"word" * 19] * 14000)
@@ -94,8 +96,14 @@ def test_it_reads_what_imapclient_reads(client, monkeypatch):
     actual = fetch_headers(client, "1:*", ITEMS)
     assert actual == expected
     assert len(actual) == 3 + len(VARIED_MESSAGES)
-    assert max(len(fields[NEW_MESSAGE_ITEMS[-1].replace(".PEEK", "").encode()])
-               for fields in actual.values()) > imaplib._MAXLINE  # fmt: skip
+    # The window's FETCH takes at most HEADER_LIMIT bytes of a header block ("<0>" answers).
+    cut = FULL_HEADER_ITEM.replace(".PEEK", "").encode() + b"<0>"
+    assert max(len(fields[cut]) for fields in actual.values()) == HEADER_LIMIT
+    # Whole, a block longer than imaplib's longest line is read as a literal.
+    whole = fetch_headers(client, "1:*", WHOLE)
+    assert whole == client.fetch("1:*", WHOLE)
+    assert max(len(fields[FULL_HEADER_ITEM.replace(".PEEK", "").encode()])
+               for fields in whole.values()) > imaplib._MAXLINE  # fmt: skip
     # The connection is left in step: the next commands on it work.
     assert client.fetch("1", ["UID"]) == {1: {b"SEQ": 1}}
     assert client._imap.tagged_commands == {}

@@ -284,6 +284,42 @@ def test_a_message_with_broken_headers_is_stored_and_does_not_block_the_folder(m
     assert_mirrors_server(account, folder)
 
 
+def test_huge_header_blocks_are_stored_whole_where_it_matters(mailbox):
+    """The window's FETCH takes 64 KB of each header block; longer ones are fetched again."""
+    from tests.corpus import huge_subject, many_recipients
+    from webmail.sync.messages import REFERENCES_KEPT, SUBJECT_LIMIT
+
+    account = mailbox.account
+    account.deliver("Parent", message_id="<parent@example.com>")
+    account.append(huge_subject())
+    account.append(many_recipients())
+    # Its Message-ID and In-Reply-To come after 120 KB of recipients.
+    crowd = ",\r\n ".join(f"Person {n} <p{n}@example.org>" for n in range(3000))
+    account.append(
+        b"From: Anna <anna@example.com>\r\nTo: " + crowd.encode() + b"\r\n"
+        b"Subject: Re: Parent\r\nMessage-ID: <late@example.com>\r\n"
+        b"In-Reply-To: <parent@example.com>\r\n\r\nbody\r\n"
+    )
+    chain = " ".join(f"<r{n}@example.com>" for n in range(500))
+    account.append(
+        f"From: b@example.com\r\nSubject: Long chain\r\nReferences: {chain}\r\n"
+        "Message-ID: <chain@example.com>\r\n\r\nbody\r\n".encode()
+    )
+    sync_mailbox(mailbox)
+
+    folder = inbox(mailbox)
+    big = folder.messages.get(subject__startswith="xxxx")
+    assert len(big.subject) == SUBJECT_LIMIT
+    assert len(folder.messages.get(subject="5000 recipients").to) == 5000
+    late = folder.messages.get(message_id="<late@example.com>")
+    assert len(late.to) == 3000
+    assert late.conversation_id == folder.messages.get(subject="Parent").conversation_id
+    references = folder.messages.get(subject="Long chain").references.split()
+    assert len(references) == REFERENCES_KEPT
+    assert references[0] == "<r0@example.com>" and references[-1] == "<r499@example.com>"
+    assert_mirrors_server(account, folder)
+
+
 def test_a_uidvalidity_reset_keeps_message_rows_and_their_conversation(mailbox):
     from webmail.models import Conversation
 

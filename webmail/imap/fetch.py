@@ -45,7 +45,7 @@ _ITEM = (
     rb"|MODSEQ \((?P<modseq>0|[1-9][0-9]*)\)"
     rb"|EMAILID \((?P<emailid>(?!NIL\))[0-9]*[A-Za-z_-][A-Za-z0-9_-]*)\)"
     rb"|X-GM-MSGID (?P<gm_msgid>0|[1-9][0-9]*)"
-    rb"|(?P<section>BODY\[[^\]a-z]*\])"
+    rb"|(?P<section>BODY\[[^\]a-z]*\](?:<[0-9]+>)?)"
     rb' (?:\{(?P<literal>[0-9]+)\}|(?P<nil>NIL)|"(?P<quoted>[^"\\]*)")'
 )
 # A whole response as imaplib hands it over ("12 (UID 7 … {345})", the literal cut out after

@@ -39,7 +39,16 @@ from webmail.sync.store import upsert_messages
 
 log = logging.getLogger(__name__)
 
-HEADER_ITEM = "BODY.PEEK[HEADER.FIELDS ({})]".format(" ".join(FETCHED_FIELDS))
+FULL_HEADER_ITEM = "BODY.PEEK[HEADER.FIELDS ({})]".format(" ".join(FETCHED_FIELDS))
+# A window fetches each header block up to this many bytes; the few longer ones (a To of
+# thousands, a hostile 1 MB Subject) are fetched again whole, one at a time, so a window of
+# them never holds gigabytes at once.
+HEADER_LIMIT = 64 * 1024
+HEADER_ITEM = f"{FULL_HEADER_ITEM}<0.{HEADER_LIMIT}>"
+# What a row keeps of a Subject, and of the ids in References and In-Reply-To (the first and
+# the latest, as RFC 5322 §3.6.4 suggests trimming them).
+SUBJECT_LIMIT = 16 * 1024
+REFERENCES_KEPT = 100
 NEW_MESSAGE_ITEMS = ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", HEADER_ITEM]
 FLAG_CHUNK = 5000
 SYSTEM_FLAGS = {
@@ -149,6 +158,14 @@ def _header_bytes(data: dict) -> bytes:
     return b""
 
 
+def _kept_ids(ids: str) -> str:
+    """A space-separated list of message ids, the first and the latest REFERENCES_KEPT."""
+    if ids.count(" ") < REFERENCES_KEPT:
+        return ids
+    kept = ids.split()
+    return " ".join(kept[:1] + kept[-(REFERENCES_KEPT - 1) :])
+
+
 def _internal_date(value) -> datetime:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
@@ -189,9 +206,9 @@ def build_message(folder: Folder, uid: int, data: dict) -> dict:
         stable_id=_stable_id(data, headers),
         modseq=modseq[0] if isinstance(modseq, tuple) and modseq else None,
         message_id=headers.message_id,
-        in_reply_to=headers.in_reply_to,
-        references=headers.references,
-        subject=headers.subject,
+        in_reply_to=_kept_ids(headers.in_reply_to),
+        references=_kept_ids(headers.references),
+        subject=headers.subject[:SUBJECT_LIMIT],
         from_name=headers.from_name,
         from_address=headers.from_address,
         to=headers.to,
@@ -586,11 +603,28 @@ class FolderSync:
         if window.uids:
             wanted = set(window.uids)
             response = fetch_headers(self.client, _uid_set(window.uids), self.fetch_items)
-            rows = [
-                build_message(folder, uid, data) for uid, data in response.items() if uid in wanted
-            ]
+            for uid, data in response.items():
+                if uid in wanted:
+                    if len(_header_bytes(data)) >= HEADER_LIMIT:
+                        data = self._whole_header(uid, data)
+                    rows.append(build_message(folder, uid, data))
         vanished = pop_vanished(self.client) if self.qresync else set()
         return Fetched(window, rows, vanished)
+
+    def _whole_header(self, uid: int, data: dict) -> dict:
+        """The message's FETCH data with the header block the window cut at HEADER_LIMIT
+        fetched again whole; as it was if the message has gone meanwhile."""
+        whole = fetch_headers(self.client, str(uid), ["UID", FULL_HEADER_ITEM]).get(uid)
+        if whole is None:
+            return data
+
+        def header(key) -> bool:
+            return isinstance(key, bytes) and key.startswith(b"BODY[HEADER")
+
+        return {
+            **{key: value for key, value in data.items() if not header(key)},
+            **{key: value for key, value in whole.items() if header(key)},
+        }
 
     def _assign(self, fetched: Fetched) -> None:
         """Give the window's rows their conversations (moves and copies followed, renumbered
