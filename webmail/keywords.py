@@ -101,22 +101,36 @@ def queue_mirror(conversation: Conversation, message_ids: Iterable[int] | None =
     Only the given messages when `message_ids` is passed (new mail in a window of the sync).
     Returns how many messages will change. Does nothing where the mailbox turned it off.
     """
-    if not Mailbox.objects.filter(pk=conversation.mailbox_id, mirror_keywords=True).exists():
+    return mirror_conversations([conversation], message_ids)
+
+
+def mirror_conversations(
+    conversations: Iterable[Conversation], message_ids: Iterable[int] | None = None
+) -> int:
+    """queue_mirror for conversations of one mailbox at once: one query for their messages,
+    one transaction and one write-back queued, however many there are. Load them with their
+    assignee (select_related)."""
+    conversations = list(conversations)
+    if not conversations:
         return 0
-    wanted = desired_keywords(conversation)
-    wanted_lower = {k.lower() for k in wanted}
+    mailbox_id = conversations[0].mailbox_id
+    if not Mailbox.objects.filter(pk=mailbox_id, mirror_keywords=True).exists():
+        return 0
+    wanted = {conversation.pk: desired_keywords(conversation) for conversation in conversations}
     batch = uuid.uuid4().hex
     changes, updates = [], []
     messages = Message.objects.filter(
-        conversation=conversation, uid__gt=0, pending_removal=False
+        conversation_id__in=list(wanted), uid__gt=0, pending_removal=False
     ).select_related("folder")
     if message_ids is not None:
         messages = messages.filter(pk__in=list(message_ids))
     for message in messages:
+        keywords = wanted[message.conversation_id]
+        keywords_lower = {k.lower() for k in keywords}
         have = kotak_keywords(message.keywords)
         have_lower = {k.lower() for k in have}
-        add = sorted(k for k in wanted if k.lower() not in have_lower)
-        remove = sorted(k for k in have if k.lower() not in wanted_lower)
+        add = sorted(k for k in keywords if k.lower() not in have_lower)
+        remove = sorted(k for k in have if k.lower() not in keywords_lower)
         for action, flags in ((Action.ADD_FLAGS, add), (Action.REMOVE_FLAGS, remove)):
             if flags:
                 changes.append(
@@ -145,19 +159,16 @@ def queue_mirror(conversation: Conversation, message_ids: Iterable[int] | None =
         def queue() -> None:
             from webmail.sync.tasks import enqueue_writeback
 
-            enqueue_writeback(conversation.mailbox_id)
+            enqueue_writeback(mailbox_id)
 
         transaction.on_commit(queue)
     return len(updates)
 
 
-def mirror_mailbox(mailbox: Mailbox) -> int:
+def mirror_mailbox(mailbox: Mailbox, batch: int = 500) -> int:
     """Make every message's Kotak keywords say what its conversation says, as when the mirror
     is turned on: worked conversations get theirs, and keywords left from an earlier time the
     mirror was on go where the conversation has changed since. Returns the messages queued."""
-    mailbox.refresh_from_db(fields=["mirror_keywords"])
-    if not mailbox.mirror_keywords:
-        return 0
     worked = set(
         Conversation.objects.filter(mailbox=mailbox)
         .exclude(status=Status.OPEN, assignee__isnull=True)
@@ -173,11 +184,11 @@ def mirror_mailbox(mailbox: Mailbox) -> int:
         .iterator(chunk_size=5000)
         if kotak_keywords(keywords)
     }
+    ids = sorted(worked | stale)
     queued = 0
-    for conversation in Conversation.objects.filter(pk__in=worked | stale).select_related(
-        "assignee"
-    ):
-        queued += queue_mirror(conversation)
+    for start in range(0, len(ids), batch):
+        conversations = Conversation.objects.filter(pk__in=ids[start : start + batch])
+        queued += mirror_conversations(list(conversations.select_related("assignee")))
     return queued
 
 
@@ -219,7 +230,7 @@ def mirror_arrivals(
         .exclude(status=Status.OPEN, assignee__isnull=True)
         .select_related("assignee")
     )
-    return sum(queue_mirror(conversation, message_ids) for conversation in worked)
+    return mirror_conversations(list(worked), message_ids)
 
 
 def turn_off(mailbox: Mailbox, reason: str, folder: str = "") -> bool:
@@ -379,9 +390,8 @@ def read_back(mailbox: Mailbox, signals: list[Signal], *, notify: bool) -> list[
                 did = True
         if did:
             changed.append(conversation)
-    for conversation in changed:
-        # The others messages of the conversation follow the one that was changed.
-        queue_mirror(conversation)
+    # The other messages of each conversation follow the one that was changed.
+    mirror_conversations(changed)
     return [c.pk for c in changed]
 
 

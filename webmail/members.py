@@ -7,7 +7,6 @@ memberships, so two managers demoting each other at once cannot both succeed.
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass
 
@@ -19,13 +18,10 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
-from kombu.exceptions import OperationalError
 
 from webmail import team
 from webmail.models import Activity, Conversation, Mailbox, Membership, Role
 from webmail.team import TeamError
-
-log = logging.getLogger(__name__)
 
 # Roles that can hold conversations; a member moved out of them gives theirs back.
 WORKING_ROLES = (Role.MANAGER, Role.AGENT)
@@ -150,17 +146,10 @@ def set_mirror_keywords(by, mailbox: Mailbox, on: bool) -> bool:
         )
         if on:
             # What was worked while it was off goes to the server too, in the background.
-            transaction.on_commit(lambda: _queue_mirror_mailbox(mailbox.pk))
+            from webmail.sync.tasks import enqueue_mirror_keywords
+
+            transaction.on_commit(lambda: enqueue_mirror_keywords(mailbox.pk))
     return True
-
-
-def _queue_mirror_mailbox(mailbox_id: int) -> None:
-    from webmail.sync.tasks import mirror_keywords
-
-    try:
-        mirror_keywords.delay(mailbox_id)
-    except OperationalError as exc:  # the broker is down: the next change of each will do
-        log.warning("could not queue keywords of mailbox %s: %s", mailbox_id, exc)
 
 
 def _keep_a_manager(membership: Membership, doing: str) -> None:

@@ -177,6 +177,27 @@ def test_pages_and_clicks_survive_redis_going_away_and_catch_up_when_it_returns(
     assert on_server["is_seen"] and on_server["is_flagged"]
 
 
+def test_turning_the_keyword_mirror_on_with_the_broker_down_still_queues_the_keywords(
+    mailbox, alice, bob, live_on_redis, django_capture_on_commit_callbacks
+):
+    from webmail import members, team
+
+    one, _ = synced_messages(mailbox, "Assigned while off", "Left alone")
+    members.set_mirror_keywords(alice, mailbox, False)
+    team.assign(alice, [one.conversation], bob)
+    assert not PendingChange.objects.exists()
+
+    live_on_redis.stop()
+    with django_capture_on_commit_callbacks(execute=True):
+        members.set_mirror_keywords(alice, mailbox, True)
+    # The task could not be queued: its work was done in place, durably queued for the server.
+    queued = PendingChange.objects.filter(message=one, payload__keywords=True)
+    assert sorted(f for change in queued for f in change.payload["flags"]) == [
+        "$KotakAssigned_bob",
+        "$KotakOpen",
+    ]
+
+
 def test_live_updates_fall_back_to_polling_and_resume_on_the_nudge(mailbox, live_on_redis):
     """One web process's hub: woken by the Redis nudge within a moment; with Redis gone the
     change still arrives by polling the log, and the nudge works again once Redis is back."""

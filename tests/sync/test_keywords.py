@@ -455,3 +455,26 @@ def test_a_server_that_refuses_the_store_turns_the_mirror_off(mailbox, alice, bo
 )
 def test_what_a_change_of_keywords_says(before, after, said):
     assert implied_state(before, after) == said
+
+
+def test_turning_the_mirror_on_takes_the_same_queries_for_3_or_60_conversations(bare_folder, bob):
+    """One query for the conversations' messages and one write, not a round per conversation
+    (a mailbox with thousands worked while the mirror was off)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.helpers import message_row
+    from webmail.keywords import mirror_mailbox
+    from webmail.sync.store import upsert_messages
+
+    def queries_for(count: int, first_uid: int) -> int:
+        uids = range(first_uid, first_uid + count)
+        for pk in upsert_messages([message_row(bare_folder, uid, f"M{uid}") for uid in uids]):
+            worked = Conversation.objects.create(mailbox=bare_folder.mailbox, assignee=bob)
+            Message.objects.filter(pk=pk).update(conversation=worked)
+        PendingChange.objects.all().delete()
+        with CaptureQueriesContext(connection) as captured:
+            assert mirror_mailbox(bare_folder.mailbox) == count
+        return len(captured.captured_queries)
+
+    assert queries_for(3, 1) == queries_for(60, 100)

@@ -100,6 +100,15 @@ def apply_changes(mailbox_id: int) -> dict[str, int]:
     return {"applied": result.applied, "failed": result.failed, "retrying": result.retrying}
 
 
+def enqueue_mirror_keywords(mailbox_id: int) -> None:
+    """Queue mirror_keywords; with the broker down, do it here, since nothing else would."""
+    try:
+        mirror_keywords.delay(mailbox_id)
+    except OperationalError as exc:
+        log.warning("could not queue mirroring of mailbox %s (%s): doing it now", mailbox_id, exc)
+        mirror_keywords(mailbox_id)
+
+
 @shared_task(ignore_result=True)
 def mirror_keywords(mailbox_id: int) -> int:
     """The mirror was turned on: queue the keywords of everything worked while it was off."""
