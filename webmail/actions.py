@@ -193,7 +193,6 @@ def special_folder(user, mailbox: Mailbox, role: str) -> Folder:
         return existing
     prefix = mailbox.folder_prefix or ""
     display_name, label = shown_name(name, delimiter, prefix)
-    parent = parent_name(name, delimiter, prefix)
     with transaction.atomic():
         folder = Folder.objects.create(
             mailbox=mailbox,
@@ -202,10 +201,18 @@ def special_folder(user, mailbox: Mailbox, role: str) -> Folder:
             label=label,
             delimiter=delimiter,
             special_use=role,
-            parent=mailbox.folders.filter(name=parent).first() if parent else None,
+            parent=parent_row(mailbox.pk, name, delimiter, prefix),
         )
         create_folder_change(user, mailbox, name, role)
     return folder
+
+
+def parent_row(mailbox_id: int, name: str, delimiter: str, prefix: str) -> Folder | None:
+    """The row of the folder that holds `name`, if it has one (see imap.folders.parent_name)."""
+    parent = parent_name(name, delimiter, prefix)
+    if parent is None:
+        return None
+    return Folder.objects.filter(mailbox_id=mailbox_id, name=parent).first()
 
 
 def create_folder_change(user, mailbox: Mailbox, name: str, role: str = "") -> PendingChange:

@@ -18,7 +18,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 
 from webmail import live
-from webmail.actions import ActionRefused, _new_top_level_name, create_folder_change
+from webmail.actions import ActionRefused, _new_top_level_name, create_folder_change, parent_row
 from webmail.imap.folders import encode_name, is_within, parent_name, renamed, shown_name
 from webmail.models import Folder, Mailbox, Message, PendingChange, Role, SpecialUse
 from webmail.sync.messages import bury
@@ -87,7 +87,7 @@ def create(user, mailbox: Mailbox, parent: Folder | None, name: str) -> Folder:
         full_name, delimiter = _new_top_level_name(mailbox, leaf)
     _check_free(mailbox, [full_name])
     prefix = mailbox.folder_prefix or ""
-    display_name, label = _display(full_name, delimiter, prefix)
+    display_name, label = shown_name(full_name, delimiter, prefix)
     try:
         with transaction.atomic():
             folder = Folder.objects.create(
@@ -96,7 +96,7 @@ def create(user, mailbox: Mailbox, parent: Folder | None, name: str) -> Folder:
                 display_name=display_name,
                 label=label,
                 delimiter=delimiter,
-                parent=_parent_row(mailbox.pk, full_name, delimiter, prefix),
+                parent=parent_row(mailbox.pk, full_name, delimiter, prefix),
                 is_subscribed=True,  # the write-back subscribes it, as other clients do
             )
             change = create_folder_change(user, mailbox, full_name)
@@ -111,7 +111,7 @@ def rename(user, folder: Folder, name: str) -> str:
     """Give the folder a new name where it is; its subfolders follow."""
     _check_may_manage(user, folder, "renamed")
     leaf = encode_name(_clean_name(name, folder.delimiter))
-    holder = _parent_name(folder.name, folder.delimiter)
+    holder = parent_name(folder.name, folder.delimiter)
     new_name = f"{holder}{folder.delimiter}{leaf}" if holder else leaf
     if new_name == folder.name:
         raise FolderRefused(f"The folder is already called “{folder.label}”.")
@@ -323,9 +323,9 @@ def _rename_rows(mailbox_id: int, old: str, new: str, delimiter: str) -> None:
     prefix = _prefix(mailbox_id)
     for folder in rows:
         folder.name = renamed(folder.name, old, new, delimiter)
-        folder.display_name, folder.label = _display(folder.name, delimiter, prefix)
+        folder.display_name, folder.label = shown_name(folder.name, delimiter, prefix)
         if folder.name == new:
-            folder.parent = _parent_row(mailbox_id, new, delimiter, prefix)
+            folder.parent = parent_row(mailbox_id, new, delimiter, prefix)
         folder.save(update_fields=["name", "display_name", "label", "parent"])
 
 
@@ -345,7 +345,7 @@ def _restore_rows(mailbox_id: int, payload: dict) -> None:
             defaults={
                 **{k: v for k, v in entry.items() if k != "name"},
                 "delimiter": delimiter,
-                "parent": _parent_row(mailbox_id, entry["name"], delimiter, prefix),
+                "parent": parent_row(mailbox_id, entry["name"], delimiter, prefix),
             },
         )
 
@@ -401,28 +401,10 @@ def _delimiter(mailbox: Mailbox) -> str:
     return (inbox.delimiter if inbox else "") or "/"
 
 
-def _parent_name(name: str, delimiter: str) -> str | None:
-    if not delimiter or delimiter not in name:
-        return None
-    return name.rsplit(delimiter, 1)[0]
-
-
 def _prefix(mailbox_id: int) -> str:
     """The personal namespace's prefix the mailbox's folder names are shown without."""
     rows = Mailbox.objects.filter(pk=mailbox_id).values_list("folder_prefix", flat=True)
     return next(iter(rows), None) or ""
-
-
-def _parent_row(mailbox_id: int, name: str, delimiter: str, prefix: str) -> Folder | None:
-    parent = parent_name(name, delimiter, prefix)
-    if parent is None:
-        return None
-    return Folder.objects.filter(mailbox_id=mailbox_id, name=parent).first()
-
-
-def _display(name: str, delimiter: str, prefix: str) -> tuple[str, str]:
-    """Display name and label of a server name, as the sync derives them from LIST."""
-    return shown_name(name, delimiter, prefix)
 
 
 def _someone_else() -> FolderRefused:
