@@ -151,11 +151,13 @@ def _flag_values(flags: tuple[bytes | str, ...]) -> dict:
     return values
 
 
+def _is_header(key) -> bool:
+    """Whether a FETCH item is the header block ("BODY[HEADER.FIELDS (…)]", "…<0>" if cut)."""
+    return isinstance(key, bytes) and key.startswith(b"BODY[HEADER")
+
+
 def _header_bytes(data: dict) -> bytes:
-    for key, value in data.items():
-        if isinstance(key, bytes) and key.startswith(b"BODY[HEADER"):
-            return value or b""
-    return b""
+    return next((value or b"" for key, value in data.items() if _is_header(key)), b"")
 
 
 def _kept_ids(ids: str) -> str:
@@ -353,8 +355,6 @@ class FolderSync:
         self.orphans: dict[str, list[int]] | None = None
         self.known_uidnext: int | None = None  # the folder's UIDNEXT before this pass
         self.initial = False
-        # (messages shown, unread) as _expunged counted them, while nothing has changed since.
-        self.counts: tuple[int, int] | None = None
         last_scan = folder.last_full_scan_at
         self.full_scan = last_scan is None or last_scan < timezone.now() - timedelta(
             seconds=settings.SYNC_FULL_SCAN_INTERVAL
@@ -401,8 +401,7 @@ class FolderSync:
             self._changed_flags(modseq)
         if (self.full_scan and not self.initial) or not (self.condstore and modseq is not None):
             self._diff_flags()
-        self._expunged(exists)
-        self._finish()
+        self._finish(self._expunged(exists))
 
     # -- lock and shortcuts -----------------------------------------------------------------
 
@@ -617,13 +616,9 @@ class FolderSync:
         whole = fetch_headers(self.client, str(uid), ["UID", FULL_HEADER_ITEM]).get(uid)
         if whole is None:
             return data
-
-        def header(key) -> bool:
-            return isinstance(key, bytes) and key.startswith(b"BODY[HEADER")
-
         return {
-            **{key: value for key, value in data.items() if not header(key)},
-            **{key: value for key, value in whole.items() if header(key)},
+            **{key: value for key, value in data.items() if not _is_header(key)},
+            **{key: value for key, value in whole.items() if _is_header(key)},
         }
 
     def _assign(self, fetched: Fetched) -> None:
@@ -888,7 +883,9 @@ class FolderSync:
         if gone:
             self._remove(gone)
 
-    def _expunged(self, exists: int) -> None:
+    def _expunged(self, exists: int) -> tuple[int, int] | None:
+        """Remove what the server expunged. When the counts prove there was nothing, returns
+        them (shown, unread) for _finish; else None, and _finish counts afresh."""
         folder = self.folder
         # One pass over the folder's rows for all three counts: at 100,000 messages each
         # separate count is a scan of its own.
@@ -899,11 +896,10 @@ class FolderSync:
         )
         if folder.lowest_synced_uid == 1 and counts["stored"] == exists and not self.full_scan:
             # Every server UID is stored (the invariant); equal counts mean equal sets.
-            self.counts = (counts["shown"], counts["unread"])
-            return
+            return counts["shown"], counts["unread"]
         uid_range = self._stored_range()
         if uid_range is None:
-            return
+            return None
         on_server = set(self.client.search(["UID", uid_range]))
         self._apply_vanished()
         stored_rows = folder.messages.filter(uid__gte=folder.lowest_synced_uid).values_list(
@@ -921,6 +917,7 @@ class FolderSync:
             # The invariant says none can be missing; the audit checks rather than trusts it.
             missing = sorted(on_server - stored_uids)
             self._store_windows(Window(window) for window in _chunks(missing, self.window))
+        return None
 
     def _remove(self, pks: list[int]) -> None:
         """Delete rows, leaving a tombstone for those in a conversation (see _follow_moves)."""
@@ -937,13 +934,13 @@ class FolderSync:
             )
         self.result.removed += len(pks)
 
-    def _finish(self) -> None:
+    def _finish(self, counts: tuple[int, int] | None) -> None:
         folder = self.folder
         before = (folder.total_count, folder.unread_count)
-        if self.counts is None:
+        if counts is None:
             visible = folder.messages.filter(pending_removal=False)
-            self.counts = (visible.count(), visible.unread().count())
-        folder.total_count, folder.unread_count = self.counts
+            counts = visible.count(), visible.unread().count()
+        folder.total_count, folder.unread_count = counts
         if (folder.total_count, folder.unread_count) != before:
             live.record(folder.mailbox_id, "folder_counts", folder_id=folder.pk)
         folder.sync_state = Folder.SyncState.IDLE
