@@ -9,7 +9,7 @@ PYTHON ?= $(shell for p in python3.12 python3.13 python3.14 python3 $$HOME/.pyen
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format install install-test system-deps clean bench-sync bench-live \
+.PHONY: run test lint format install install-test system-deps clean bench-sync bench-headers bench-live \
 	bench-web bench-load bench-search
 
 $(BIN)/.installed: pyproject.toml
@@ -52,6 +52,10 @@ BENCH_ENV = OUTBOUND_ALLOWED_NETWORKS=127.0.0.0/8 OUTBOUND_ALLOWED_PORTS='*'
 ## Benchmarks print figures; they assert nothing. BENCH_MESSAGES=20000 for a quick run.
 bench-sync: system-deps install
 	$(BENCH_ENV) $(BIN)/python bench/sync.py
+
+## Hostile header blocks (1 MB Subjects, 5,000 recipients) against ordinary mail: time, memory.
+bench-headers: system-deps install
+	$(BENCH_ENV) $(BIN)/python bench/headers.py
 
 ## Live updates: browser latency against a bare IDLE baseline, watcher and stream costs.
 bench-live: system-deps install
