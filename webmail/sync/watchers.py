@@ -150,23 +150,7 @@ class Watcher:
         responses = self.client.idle_check(timeout=0)
         if not responses:
             raise ConnectionError("IDLE connection closed by the server")
-        folders: list[str] = []
-        for response in responses:
-            if not isinstance(response, tuple) or not response:
-                continue
-            if response[0] == b"BYE":
-                raise ConnectionError("server said BYE")
-            if response[0] == b"STATUS" and len(response) > 1:
-                # NOTIFY: another folder changed (RFC 5465 §5.2).
-                name = response[1]
-                folders.append(
-                    name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
-                )
-            elif response[0] == b"LIST":
-                return None  # a folder was created, renamed or deleted (MailboxName event)
-            elif len(response) > 1 and (response[1] in CHANGES or response[0] in CHANGES):
-                folders.append("INBOX")
-        return sorted(set(folders))
+        return _changed_folders(responses)
 
     def refresh(self) -> None:
         """DONE, then IDLE again: proves the connection alive and outlives NAT timeouts."""
@@ -184,20 +168,13 @@ class Watcher:
             self.idle_since = self.status_at = time.monotonic()
         return changed
 
-    def poll(self, statuses: bool) -> list[str]:
+    def poll(self, statuses: bool) -> list[str] | None:
         """Without IDLE: NOOP, whose answer carries what changed in INBOX (RFC 3501 §6.1.2),
-        and with `statuses` a STATUS of the other folders too."""
+        and with `statuses` a STATUS of the other folders too. Returns as read() does."""
         _text, responses = self.client.noop()
         self.polled_at = time.monotonic()
-        changed = []
-        for response in responses:
-            if not isinstance(response, tuple) or not response:
-                continue
-            if response[0] == b"BYE":
-                raise ConnectionError("server said BYE")
-            if len(response) > 1 and (response[1] in CHANGES or response[0] in CHANGES):
-                changed = ["INBOX"]
-        if statuses:
+        changed = _changed_folders(responses)
+        if statuses and changed is not None:
             changed += self._status_changes()
             self.status_at = self.polled_at
         return changed
@@ -228,6 +205,28 @@ class Watcher:
             ):
                 changed.append(folder.name)
         return changed
+
+
+def _changed_folders(responses: list) -> list[str] | None:
+    """What a server's untagged responses say changed: the folders to sync ([] for none), or
+    None when the folder list itself changed (sync everything)."""
+    folders: list[str] = []
+    for response in responses:
+        if not isinstance(response, tuple) or not response:
+            continue
+        if response[0] == b"BYE":
+            raise ConnectionError("server said BYE")
+        if response[0] == b"STATUS" and len(response) > 1:
+            # NOTIFY: another folder changed (RFC 5465 §5.2).
+            name = response[1]
+            folders.append(
+                name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
+            )
+        elif response[0] == b"LIST":
+            return None  # a folder was created, renamed or deleted (MailboxName event)
+        elif len(response) > 1 and (response[1] in CHANGES or response[0] in CHANGES):
+            folders.append("INBOX")
+    return sorted(set(folders))
 
 
 class WatcherPool:
@@ -358,7 +357,7 @@ class WatcherPool:
                     if now - watcher.polled_at >= settings.WATCHER_POLL_INTERVAL:
                         statuses = now - watcher.status_at >= settings.WATCHER_STATUS_INTERVAL
                         changed = watcher.poll(statuses)
-                        if changed:
+                        if changed != []:
                             self.enqueue(watcher.mailbox_id, changed)
                 elif (
                     not watcher.notify
