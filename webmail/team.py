@@ -141,8 +141,7 @@ def _set_assignee(user, conversations: list[Conversation], assignee) -> int:
                 "assigned",
                 lambda c: f"{display_name(user)} assigned you “{c.subject or '(no subject)'}”",
             )
-    for conversation in changed:
-        mirror_keywords(conversation)
+    mirror_keywords(*changed)
     return len(changed)
 
 
@@ -163,8 +162,7 @@ def set_status(user, conversations: Iterable[Conversation], status: str) -> int:
             before = _set_state(conversation, status, None, now)
             _audit(user, conversation, "status", {"from": before, "to": status})
             _changed(conversation)
-    for conversation in changed:
-        mirror_keywords(conversation)
+    mirror_keywords(*changed)
     return len(changed)
 
 
@@ -182,8 +180,7 @@ def snooze(user, conversations: Iterable[Conversation], until: datetime) -> int:
             before = _set_state(conversation, Status.PENDING, until, now)
             _audit(user, conversation, "snoozed", {"from": before, "until": until.isoformat()})
             _changed(conversation)
-    for conversation in conversations:
-        mirror_keywords(conversation)
+    mirror_keywords(*conversations)
     return len(conversations)
 
 
@@ -364,8 +361,7 @@ def split(user, messages: Iterable[Message]) -> Conversation:
         _audit(user, target, "split_from", {"messages": ids, "from": source.pk})
         _changed(source)
         _changed(target)
-    mirror_keywords(source)
-    mirror_keywords(target)
+    mirror_keywords(source, target)
     return target
 
 
@@ -472,11 +468,12 @@ def email_notifications(user, notifications: list[Notification]) -> None:
         log.warning("notification email to user %s failed: %s", user.pk, exc)
 
 
-def mirror_keywords(conversation: Conversation) -> None:
-    """Queue the conversation's assignment and status as IMAP keywords (see webmail.keywords)."""
-    from webmail.keywords import queue_mirror
+def mirror_keywords(*conversations: Conversation) -> None:
+    """Queue the assignment and status of conversations of one mailbox as IMAP keywords, all
+    in one pass (see webmail.keywords)."""
+    from webmail.keywords import mirror_conversations
 
-    queue_mirror(conversation)
+    mirror_conversations(conversations)
 
 
 def is_member(user, mailbox: Mailbox) -> bool:

@@ -149,6 +149,20 @@ def test_with_the_mirror_off_nothing_is_written_or_read(any_mailbox, alice, bob)
     assert not imap_activity(conversation).exists()
 
 
+def test_assigning_several_conversations_at_once_marks_every_message_of_each(
+    any_mailbox, alice, bob
+):
+    conversations = [thread(any_mailbox, f"Bulk {n}") for n in range(3)]
+    team.assign(alice, conversations, bob)
+    team.set_status(bob, conversations[:2], Status.CLOSED)
+    apply_now(any_mailbox)
+    assert [keywords_on_server(any_mailbox, c) for c in conversations] == [
+        [{CLOSED, BOB}] * 2,
+        [{CLOSED, BOB}] * 2,
+        [{OPEN, BOB}] * 2,
+    ]
+
+
 def test_turning_the_mirror_on_writes_what_was_worked_while_it_was_off(
     any_mailbox, alice, bob, django_capture_on_commit_callbacks
 ):
