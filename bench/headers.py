@@ -17,15 +17,19 @@ recreated), BENCH_SQLITE=1 to use SQLite instead.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.sync import make_messages, prepare_database, run_sync_timed  # noqa: E402
+from bench.sync import (  # noqa: E402
+    bench_mailbox,
+    in_data_dir,
+    make_messages,
+    run_sync_timed,
+    setup_django,
+)
 from tests.corpus import huge_subject, many_recipients  # noqa: E402
 from tests.dovecot import Dovecot, dovecot_dir  # noqa: E402
 
@@ -41,24 +45,12 @@ def numbered(raw: bytes, count: int, kind: str) -> list[bytes]:
 
 
 def main() -> None:
-    data_dir = tempfile.mkdtemp(prefix="kotak-bench-headers-")
-    try:
-        run(data_dir)
-    finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
+    in_data_dir(run)
 
 
 def run(data_dir: str) -> None:
-    env = dict(os.environ, KOTAK_DATA_DIR=data_dir, DJANGO_SETTINGS_MODULE="webmail.settings")
-    env["DATABASE_URL"] = (
-        f"sqlite:///{data_dir}/bench.db" if os.environ.get("BENCH_SQLITE") else PG_URL
-    )
-    prepare_database(env)
-    os.environ.update(env)
-    import django
-
-    django.setup()
-    from webmail.models import Mailbox, Team
+    env = setup_django(data_dir, PG_URL)
+    from webmail.models import Team
 
     cases = {
         "ordinary": (make_messages(N), "~15 KB messages"),
@@ -72,17 +64,7 @@ def run(data_dir: str) -> None:
         for name, (messages, _) in cases.items():
             messages = list(messages)
             server.write_maildir(name, "INBOX", messages)
-            mailbox = Mailbox(
-                team=team,
-                name=name,
-                email=f"{name}@example.com",
-                imap_host=server.host,
-                imap_port=server.imaps_port,
-                imap_username=name,
-                ca_certificates=server.ca_cert_pem,
-            )
-            mailbox.imap_password = users[name]
-            mailbox.save()
+            mailbox = bench_mailbox(server, name, users[name], team)
             seconds, (peak, cpu, _) = run_sync_timed(env, str(mailbox.pk))
             results[name] = (len(messages), seconds, peak, cpu)
 

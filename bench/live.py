@@ -32,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.sync import bench_mailbox  # noqa: E402
 from tests.dovecot import Dovecot, dovecot_dir, make_message  # noqa: E402
 
 SAMPLES = int(os.environ.get("BENCH_SAMPLES", "50"))
@@ -81,19 +82,7 @@ def prepare_database(env: dict) -> None:
 def make_mailbox(server: Dovecot, user: str, team):
     from webmail.models import Mailbox
 
-    mailbox = Mailbox(
-        team=team,
-        name=user,
-        email=f"{user}@example.com",
-        imap_host=server.host,
-        imap_port=server.imaps_port,
-        imap_username=user,
-        ca_certificates=server.ca_cert_pem,
-        status=Mailbox.Status.OK,
-    )
-    mailbox.imap_password = PASSWORD
-    mailbox.save()
-    return mailbox
+    return bench_mailbox(server, user, PASSWORD, team, status=Mailbox.Status.OK)
 
 
 def start(args: list[str], env: dict, log: Path) -> subprocess.Popen:

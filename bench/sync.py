@@ -295,7 +295,8 @@ def prepare_database(env: dict) -> None:
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], env=env, cwd=ROOT, check=True)
 
 
-def main() -> None:
+def in_data_dir(run) -> None:
+    """run(data_dir) with a data directory of its own, removed afterwards."""
     data_dir = tempfile.mkdtemp(prefix="kotak-bench-")
     try:
         run(data_dir)
@@ -303,37 +304,58 @@ def main() -> None:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def run(data_dir: str) -> None:
+def setup_django(data_dir: str, postgres_url: str) -> dict:
+    """A fresh database (PostgreSQL at postgres_url, or SQLite with BENCH_SQLITE=1) migrated,
+    and Django set up on it; returns the environment a sync child process needs."""
     env = dict(os.environ, KOTAK_DATA_DIR=data_dir, DJANGO_SETTINGS_MODULE="webmail.settings")
     if os.environ.get("BENCH_SQLITE"):
         env["DATABASE_URL"] = f"sqlite:///{data_dir}/bench.db"
     else:
-        env["DATABASE_URL"] = PG_URL
-    database = env["DATABASE_URL"].split(":")[0]
+        env["DATABASE_URL"] = postgres_url
     prepare_database(env)
     os.environ.update(env)
     import django
 
     django.setup()
+    return env
+
+
+def bench_mailbox(server: Dovecot, user: str, password: str, team, **fields):
+    """A Mailbox row (with any other fields given) for a user of the bench's Dovecot, over TLS
+    trusting its CA."""
+    from webmail.models import Mailbox
+
+    mailbox = Mailbox(
+        team=team,
+        name=user,
+        email=f"{user}@example.com",
+        imap_host=server.host,
+        imap_port=server.imaps_port,
+        imap_username=user,
+        ca_certificates=server.ca_cert_pem,
+        **fields,
+    )
+    mailbox.imap_password = password
+    mailbox.save()
+    return mailbox
+
+
+def main() -> None:
+    in_data_dir(run)
+
+
+def run(data_dir: str) -> None:
+    env = setup_django(data_dir, PG_URL)
+    database = env["DATABASE_URL"].split(":")[0]
     with dovecot_dir("bench") as path, Dovecot.start(path, users={USER: PASSWORD}) as server:
         started = time.perf_counter()
         server.write_maildir(USER, "INBOX", make_messages(N))
         baseline(server)  # warm-up: Dovecot parses and caches the new files once, for both runs
         print(f"seeded {N} messages in {time.perf_counter() - started:.1f}s")
 
-        from webmail.models import Mailbox, Team
+        from webmail.models import Team
 
-        mailbox = Mailbox(
-            team=Team.objects.create(name="Bench"),
-            name="Bench",
-            email="bench@example.com",
-            imap_host=server.host,
-            imap_port=server.imaps_port,
-            imap_username=USER,
-            ca_certificates=server.ca_cert_pem,
-        )
-        mailbox.imap_password = PASSWORD
-        mailbox.save()
+        mailbox = bench_mailbox(server, USER, PASSWORD, Team.objects.create(name="Bench"))
         key = str(mailbox.pk)
 
         a = baseline(server)
