@@ -13,6 +13,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -88,6 +89,9 @@ FLAG_FIELDS = ["is_seen", "is_flagged", "is_answered", "is_draft", "is_deleted",
 
 Progress = Callable[[Folder], None]
 LOCK_TTL = timedelta(minutes=5)
+# How often a long pass renews its connection slot (held for slots.SLOT_TTL, ten minutes);
+# the folder lock, which costs nothing extra, moves on with every window.
+SLOT_RENEW_EVERY = 60.0
 # A folder renumbered this many times within PARK_WINDOW is parked for PARK_FOR.
 PARK_AFTER_RESETS = 3
 PARK_WINDOW = timedelta(days=1)
@@ -157,7 +161,11 @@ def _is_header(key) -> bool:
 
 
 def _header_bytes(data: dict) -> bytes:
-    return next((value or b"" for key, value in data.items() if _is_header(key)), b"")
+    # Inline rather than through _is_header: this runs for every message of a sync.
+    for key, value in data.items():
+        if key.__class__ is bytes and key.startswith(b"BODY[HEADER"):
+            return value or b""
+    return b""
 
 
 def _kept_ids(ids: str) -> str:
@@ -188,10 +196,11 @@ def _stable_id(data: dict, headers: Headers) -> str:
     return headers.stable_id()
 
 
-def build_message(folder: Folder, uid: int, data: dict) -> dict:
-    """A Message row (field values by attname) from one FETCH response; unparseable headers
-    are kept raw and marked."""
-    raw = _header_bytes(data)
+def build_message(folder: Folder, uid: int, data: dict, raw: bytes | None = None) -> dict:
+    """A Message row (field values by attname) from one FETCH response (raw: its header
+    block, if already picked out); unparseable headers are kept raw and marked."""
+    if raw is None:
+        raw = _header_bytes(data)
     parse_error = ""
     try:
         headers = parse_headers(raw)
@@ -352,6 +361,7 @@ class FolderSync:
         if client.has_capability("X-GM-EXT-1"):
             self.fetch_items.append("X-GM-MSGID")
         self.owner = owner or uuid.uuid4().hex
+        self.slot_renewed = float("-inf")  # when this pass last renewed: at its first window
         self.orphans: dict[str, list[int]] | None = None
         self.known_uidnext: int | None = None  # the folder's UIDNEXT before this pass
         self.initial = False
@@ -604,9 +614,11 @@ class FolderSync:
             response = fetch_headers(self.client, _uid_set(window.uids), self.fetch_items)
             for uid, data in response.items():
                 if uid in wanted:
-                    if len(_header_bytes(data)) >= HEADER_LIMIT:
+                    raw = _header_bytes(data)
+                    if len(raw) >= HEADER_LIMIT:
                         data = self._whole_header(uid, data)
-                    rows.append(build_message(folder, uid, data))
+                        raw = _header_bytes(data)
+                    rows.append(build_message(folder, uid, data, raw))
         vanished = pop_vanished(self.client) if self.qresync else set()
         return Fetched(window, rows, vanished)
 
@@ -666,8 +678,10 @@ class FolderSync:
             folder.sync_done += len(rows)
             folder.sync_total = max(folder.sync_total, folder.sync_done)
             folder.sync_lock_until = timezone.now() + LOCK_TTL
-            if slot := getattr(self.client, "kotak_slot", None):
+            slot = getattr(self.client, "kotak_slot", None)
+            if slot and time.monotonic() - self.slot_renewed >= SLOT_RENEW_EVERY:
                 slots.renew(slot)
+                self.slot_renewed = time.monotonic()
             folder.save(
                 update_fields=[
                     "uidnext",
