@@ -1,5 +1,7 @@
 """Folder sync against the suite's real Dovecot: each case ends with a database == server check."""
 
+import imaplib
+
 import pytest
 
 from tests.dovecot import make_message
@@ -261,9 +263,10 @@ def test_folders_deleted_or_created_by_another_client_follow(mailbox):
     other.delete_folder("Old")
     other.create_folder("New")
     other.logout()
-    sync_mailbox(mailbox)
+    result = sync_mailbox(mailbox)
     names = set(mailbox.folders.values_list("name", flat=True))
     assert "Old" not in names and "New" in names
+    assert not result.errors  # "Old" was gone, not broken
     assert not Message.objects.filter(mailbox=mailbox, folder__name="Old").exists()
 
 
@@ -410,6 +413,33 @@ def test_an_unchanged_folder_is_not_even_selected(mailbox):
     result = sync_mailbox(mailbox)
     assert result.folders["INBOX"].added == 1
     assert result.folders["Sent"].skipped == "unchanged"
+
+
+def test_known_folders_are_opened_before_the_folder_list_is_read(mailbox, monkeypatch):
+    """Dovecot with a mailbox list index (the suite's does, as 2.4 does by default) makes a
+    session that has sent LIST pay a pass over all of a folder's messages to open it or ask
+    its STATUS, every time. So a resync asks STATUS of the folders it knows and opens the
+    changed ones first, and reads the folder list last: and still finds a new folder."""
+    account = mailbox.account
+    account.deliver("first")
+    sync_mailbox(mailbox)
+    account.deliver("second")
+    account.deliver("escalated", folder="Escalations")
+    sent = []
+    command = imaplib.IMAP4._command
+
+    def recording(imap, name, *args):
+        sent.append(name)
+        return command(imap, name, *args)
+
+    monkeypatch.setattr(imaplib.IMAP4, "_command", recording)
+    result = sync_mailbox(mailbox)
+    assert result.folders["INBOX"].added == 1
+    assert result.folders["Escalations"].added == 1
+    assert not result.errors
+    assert sent.index("STATUS") < sent.index("EXAMINE") < sent.index("LIST")
+    assert_mirrors_server(account, inbox(mailbox))
+    assert_mirrors_server(account, mailbox.folders.get(name="Escalations"))
 
 
 def test_a_message_moved_by_another_client_keeps_its_conversation(mailbox):

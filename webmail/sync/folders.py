@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import imapclient
 from django.db import transaction
 
@@ -66,9 +68,11 @@ def sync_folders(mailbox: Mailbox, client: imapclient.IMAPClient) -> list[Folder
         if changed:
             live.record(mailbox.pk, "folders")
     # Folders whose name the server does not know yet are synced once it does.
-    folders = [folder for name, folder in by_name.items() if name not in unconfirmed]
-    folders.sort(key=lambda f: (_order(f.special_use), f.display_name.lower()))
-    return folders
+    return in_sync_order(folder for name, folder in by_name.items() if name not in unconfirmed)
+
+
+def in_sync_order(folders: Iterable[Folder]) -> list[Folder]:
+    return sorted(folders, key=lambda f: (_order(f.special_use), f.display_name.lower()))
 
 
 def _as_users_left_it(
