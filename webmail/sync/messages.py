@@ -365,6 +365,8 @@ class FolderSync:
         self.orphans: dict[str, list[int]] | None = None
         self.known_uidnext: int | None = None  # the folder's UIDNEXT before this pass
         self.initial = False
+        # Whether this pass added, removed or (un)read anything: the folder's counts moved.
+        self.counts_moved = False
         last_scan = folder.last_full_scan_at
         self.full_scan = last_scan is None or last_scan < timezone.now() - timedelta(
             seconds=settings.SYNC_FULL_SCAN_INTERVAL
@@ -692,6 +694,7 @@ class FolderSync:
                 ]
             )
             if ids:
+                self.counts_moved = True
                 self.result.added += len(ids)
                 live.record(
                     folder.mailbox_id,
@@ -859,6 +862,8 @@ class FolderSync:
                     signals.append(found)
         if not updates:
             return
+        if any(m.is_seen != current_by_pk[m.pk]["is_seen"] for m in updates):
+            self.counts_moved = True
         with transaction.atomic():
             db.update_rows(
                 Message,
@@ -901,6 +906,18 @@ class FolderSync:
         """Remove what the server expunged. When the counts prove there was nothing, returns
         them (shown, unread) for _finish; else None, and _finish counts afresh."""
         folder = self.folder
+        if (
+            self.qresync
+            and not self.counts_moved
+            and not (self.full_scan or self.initial)
+            and folder.lowest_synced_uid == 1
+            and exists == folder.total_count
+        ):
+            # Under QRESYNC the server reported every expunge since the last pass (VANISHED,
+            # applied as it came), it counts as many messages as are shown, and this pass
+            # added, removed and (un)read nothing: the counts stand, with no count of the
+            # folder's rows (~25 ms at 100,000).
+            return folder.total_count, folder.unread_count
         # One pass over the folder's rows for all three counts: at 100,000 messages each
         # separate count is a scan of its own.
         counts = folder.messages.aggregate(
@@ -946,6 +963,7 @@ class FolderSync:
                 folder_id=folder.pk,
                 message_ids=pks[:500],
             )
+        self.counts_moved = True
         self.result.removed += len(pks)
 
     def _finish(self, counts: tuple[int, int] | None) -> None:
