@@ -156,13 +156,17 @@ def baseline_resync(server: Dovecot, since: tuple[int, int] | None = None) -> fl
 
 
 # Runs in the child: time only the sync itself (not interpreter and Django start-up), report RSS.
-# "warm" and "twice" stand for a long-lived worker (TLS trust store loaded, database connection
-# open): the steady state the resync figures are about. "twice" times a second, identical pass.
+# "warm" and "twice" stand for a long-lived worker (code imported, TLS trust store loaded,
+# database connection open): the steady state the resync figures are about. "twice" times a
+# second, identical pass.
 SYNC_CHILD = """
 import io, os, sys, threading, time, django
 django.setup()
 from django.core.management import call_command
 if sys.argv[2:]:
+    # A worker that has run before: its code imported, its trust store and its database
+    # connection open.
+    import webmail.management.commands.sync
     from webmail.imap.client import ssl_context
     from webmail.models import Mailbox
     ssl_context(Mailbox.objects.get(pk=sys.argv[1]).ca_certificates)
