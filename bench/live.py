@@ -170,13 +170,27 @@ def _measure(server: Dovecot, mailbox, session: str, base: str) -> None:
         )
         context = browser.new_context()
         context.add_cookies([{"name": "sessionid", "value": session, "url": base}])
+        # When each event the page listens for arrives: kotak.js registers its listeners on
+        # the EventSource itself (data-live), where htmx's own sseMessage event does not fire.
+        context.add_init_script(
+            """window.kotakEvents = [];
+            const add = EventSource.prototype.addEventListener;
+            const timed = new WeakMap();
+            EventSource.prototype.addEventListener = function (type, ...rest) {
+              const types = timed.get(this) || new Set();
+              timed.set(this, types);
+              if (!types.has(type)) {
+                types.add(type);
+                add.call(this, type, () => window.kotakEvents.push([type, Date.now()]));
+              }
+              return add.call(this, type, ...rest);
+            };"""
+        )
         page = context.new_page()
         page.goto(base + inbox.get_absolute_url())
         page.wait_for_selector("#message-list")
         page.evaluate(
-            """() => { window.kotakEvents = [];
-            document.addEventListener("htmx:sseMessage",
-              (e) => window.kotakEvents.push([e.detail.type, Date.now()]));
+            """() => {
             // When each row enters the DOM, by the page's own clock: Playwright's waiting polls
             // and would add ~100-150 ms of its own to every sample.
             window.kotakRows = {};
@@ -199,7 +213,9 @@ def _measure(server: Dovecot, mailbox, session: str, base: str) -> None:
             subject = f"Latency sample {n}"
             started, wall = time.perf_counter(), time.time()
             server.append(mailbox.imap_username, "INBOX", make_message(subject))
-            page.wait_for_selector(f"text={subject}", timeout=15000)
+            # The row's own subject, not text= (a substring of the whole row's text: "Latency
+            # sample 1" followed by its time "09:30" reads as "Latency sample 10").
+            page.wait_for_function("(s) => window.kotakRows[s]", arg=subject, timeout=15000)
             # Same clock as `wall`: the browser runs on this machine.
             seen = started + page.evaluate("(s) => window.kotakRows[s]", subject) / 1000 - wall
             count = n + 1
