@@ -41,7 +41,7 @@ def open_conversation(page: Page, base_url: str, conversation, user: str) -> Non
     page.goto(base_url + reverse("conversation", args=[conversation.mailbox_id, conversation.pk]))
     expect(page.get_by_role("heading", name=re.compile("Printer on fire"))).to_be_visible()
     # The event stream is open (the presence row exists) before anything else happens.
-    page.wait_for_function("document.querySelector('#live') !== null")
+    page.wait_for_function("() => document.querySelector('#live') !== null")
 
 
 def test_an_assignment_and_a_reply_reach_a_teammate_s_open_page(

@@ -102,7 +102,7 @@ def test_a_reader_scrolled_down_gets_a_marker_instead_of_a_jump(page, asgi_live_
     open_inbox(page, asgi_live_server.url, mailbox, "bob", "bob-pass-1")
     page.hover("#message-list")  # the list scrolls on its own beside the reading pane
     page.mouse.wheel(0, 1500)
-    page.wait_for_function("kotakListTop() > 200")
+    page.wait_for_function("() => kotakListTop() > 200")
 
     account.deliver("Fresh while scrolled")
     sync_mailbox(mailbox)
