@@ -13,7 +13,6 @@ import contextlib
 import logging
 import queue
 import threading
-import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -89,9 +88,6 @@ FLAG_FIELDS = ["is_seen", "is_flagged", "is_answered", "is_draft", "is_deleted",
 
 Progress = Callable[[Folder], None]
 LOCK_TTL = timedelta(minutes=5)
-# How often a long pass renews its connection slot (held for slots.SLOT_TTL, ten minutes);
-# the folder lock, which costs nothing extra, moves on with every window.
-SLOT_RENEW_EVERY = 60.0
 # A folder renumbered this many times within PARK_WINDOW is parked for PARK_FOR.
 PARK_AFTER_RESETS = 3
 PARK_WINDOW = timedelta(days=1)
@@ -161,11 +157,7 @@ def _is_header(key) -> bool:
 
 
 def _header_bytes(data: dict) -> bytes:
-    # Inline rather than through _is_header: this runs for every message of a sync.
-    for key, value in data.items():
-        if key.__class__ is bytes and key.startswith(b"BODY[HEADER"):
-            return value or b""
-    return b""
+    return next((value or b"" for key, value in data.items() if _is_header(key)), b"")
 
 
 def _kept_ids(ids: str) -> str:
@@ -361,7 +353,6 @@ class FolderSync:
         if client.has_capability("X-GM-EXT-1"):
             self.fetch_items.append("X-GM-MSGID")
         self.owner = owner or uuid.uuid4().hex
-        self.slot_renewed = float("-inf")  # when this pass last renewed: at its first window
         self.orphans: dict[str, list[int]] | None = None
         self.known_uidnext: int | None = None  # the folder's UIDNEXT before this pass
         self.initial = False
@@ -680,10 +671,8 @@ class FolderSync:
             folder.sync_done += len(rows)
             folder.sync_total = max(folder.sync_total, folder.sync_done)
             folder.sync_lock_until = timezone.now() + LOCK_TTL
-            slot = getattr(self.client, "kotak_slot", None)
-            if slot and time.monotonic() - self.slot_renewed >= SLOT_RENEW_EVERY:
+            if slot := getattr(self.client, "kotak_slot", None):
                 slots.renew(slot)
-                self.slot_renewed = time.monotonic()
             folder.save(
                 update_fields=[
                     "uidnext",
