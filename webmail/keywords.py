@@ -43,6 +43,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import prefetch_related_objects
 from django.utils import timezone
 
 from webmail import live
@@ -107,15 +108,16 @@ def queue_mirror(conversation: Conversation, message_ids: Iterable[int] | None =
 def mirror_conversations(
     conversations: Iterable[Conversation], message_ids: Iterable[int] | None = None
 ) -> int:
-    """queue_mirror for conversations of one mailbox at once: one query for their messages,
-    one transaction and one write-back queued, however many there are. Load them with their
-    assignee (select_related)."""
+    """queue_mirror for conversations of one mailbox at once: one query for their assignees
+    (those not loaded yet), one for their messages, one transaction and one write-back queued,
+    however many there are."""
     conversations = list(conversations)
     if not conversations:
         return 0
     mailbox_id = conversations[0].mailbox_id
     if not Mailbox.objects.filter(pk=mailbox_id, mirror_keywords=True).exists():
         return 0
+    prefetch_related_objects(conversations, "assignee")
     wanted = {conversation.pk: desired_keywords(conversation) for conversation in conversations}
     batch = uuid.uuid4().hex
     changes, updates = [], []

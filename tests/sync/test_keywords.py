@@ -492,3 +492,29 @@ def test_turning_the_mirror_on_takes_the_same_queries_for_3_or_60_conversations(
         return len(captured.captured_queries)
 
     assert queries_for(3, 1) == queries_for(60, 100)
+
+
+def test_a_bulk_change_queues_keywords_in_the_same_queries_for_3_or_30_conversations(
+    bare_folder, bob
+):
+    """Conversations as a view loads them, without their assignees: still no query each."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.helpers import message_row
+    from webmail.keywords import mirror_conversations
+    from webmail.sync.store import upsert_messages
+
+    def queries_for(count: int, first_uid: int) -> int:
+        uids = range(first_uid, first_uid + count)
+        ids = []
+        for pk in upsert_messages([message_row(bare_folder, uid, f"M{uid}") for uid in uids]):
+            worked = Conversation.objects.create(mailbox=bare_folder.mailbox, assignee=bob)
+            Message.objects.filter(pk=pk).update(conversation=worked)
+            ids.append(worked.pk)
+        conversations = list(Conversation.objects.filter(pk__in=ids))
+        with CaptureQueriesContext(connection) as captured:
+            assert mirror_conversations(conversations) == count
+        return len(captured.captured_queries)
+
+    assert queries_for(3, 1) == queries_for(30, 100)
