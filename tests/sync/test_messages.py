@@ -445,11 +445,10 @@ def test_an_unchanged_folder_is_not_even_selected(mailbox):
 
 
 def test_known_folders_are_opened_before_the_folder_list_is_read(mailbox, monkeypatch):
-    """Dovecot with a mailbox list index (the suite's does, as 2.4 does by default) makes a
-    session that has sent LIST, or touched another folder, pay a pass over all of INBOX's
-    messages to open it or ask its STATUS, every time. So a resync asks STATUS of INBOX and
-    opens it first, then the other folders it knows, and reads the folder list last: and
-    still finds a new folder."""
+    """On Dovecot with a mailbox list index (the suite's has one), a session that has sent LIST,
+    or touched another folder, waits in proportion to INBOX's size to open it or ask its
+    STATUS, every time. So a resync asks STATUS of INBOX and opens it first, then the other
+    folders it knows, and reads the folder list last: and still finds a new folder."""
     account = mailbox.account
     account.deliver("first")
     sync_mailbox(mailbox)
