@@ -68,6 +68,26 @@ def test_removing_the_open_message_goes_on_to_the_next_one(client, mailbox, bob)
     assert response["HX-Redirect"] == older.get_absolute_url()
 
 
+def test_removing_the_open_message_with_a_plain_form_also_goes_on_to_the_next_one(
+    client, mailbox, bob
+):
+    """No script, or a reader form swapped in a moment before htmx took it over: the post is
+    plain, and the reader still moves on rather than back to the folder."""
+    older, newer = synced_messages(mailbox, "Older", "Newer")
+    Message.objects.filter(pk=older.pk).update(internal_date="2026-01-01T00:00Z")
+    Message.objects.filter(pk=newer.pk).update(internal_date="2026-01-02T00:00Z")
+    client.force_login(bob)
+    inbox = mailbox.folders.get(special_use="inbox")
+    response = client.post(
+        reverse("act", args=[mailbox.pk]),
+        {"action": "delete", "message": [newer.pk], "from": "reader",
+         "next": inbox.get_absolute_url()},
+        follow=True,
+    )  # fmt: skip
+    assert response.redirect_chain[-1][0] == older.get_absolute_url()
+    assert "Deleted 1 message" in response.content.decode()
+
+
 def test_a_plain_form_post_redirects_back_with_a_flash_message(client, mailbox, bob):
     (message,) = synced_messages(mailbox, "No JS here")
     client.force_login(bob)

@@ -67,11 +67,16 @@ def act(request: HttpRequest, mailbox_id: int) -> HttpResponse:
     response = _answer(
         request, box, outcome.description, undo_url=undo_url, undo_seconds=undo_seconds
     )
-    if request.htmx and request.POST.get("from") == "reader" and outcome.undo_until:
+    if request.POST.get("from") == "reader" and outcome.undo_until:
         # The open message left this folder: go on to the next one (the toast goes along).
+        # Without htmx too: no script, or a form the page had just swapped in and htmx had not
+        # taken over yet, posts plainly.
         follow = _next_url(request, box)
         if follow:
-            response["HX-Redirect"] = follow
+            if request.htmx:
+                response["HX-Redirect"] = follow
+            else:
+                response = redirect(follow)
     return response
 
 
