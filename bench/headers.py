@@ -65,7 +65,7 @@ def run(data_dir: str) -> None:
             messages = list(messages)
             server.write_maildir(name, "INBOX", messages)
             mailbox = bench_mailbox(server, name, users[name], team)
-            seconds, (peak, cpu, _) = run_sync_timed(env, str(mailbox.pk))
+            seconds, (peak, cpu, *_) = run_sync_timed(env, str(mailbox.pk))
             results[name] = (len(messages), seconds, peak, cpu)
 
     database = env["DATABASE_URL"].split(":")[0]
