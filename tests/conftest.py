@@ -66,6 +66,22 @@ def plain_dovecot() -> Iterator[Dovecot]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def condstore_dovecot() -> Iterator[Dovecot]:
+    """A Dovecot that advertises CONDSTORE but neither QRESYNC nor LIST-STATUS, as Gmail does:
+    flag changes come by MODSEQ, expunges only from comparing UIDs."""
+    users = {name: f"pw-{name}" for name in IMAP_POOL}
+    capabilities = (
+        "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ SPECIAL-USE MOVE UIDPLUS "
+        "CONDSTORE"
+    )
+    with (
+        dovecot_dir("dovecot-condstore") as path,
+        Dovecot.start(path, users=users, capabilities=capabilities) as server,
+    ):
+        yield server
+
+
 def _account(server: Dovecot) -> ImapAccount:
     name = IMAP_POOL[next(_pool) % len(IMAP_POOL)]
     return ImapAccount(server, name, server.users[name], f"{name}@example.com")
@@ -79,6 +95,25 @@ def imap_account(dovecot) -> ImapAccount:
 @pytest.fixture
 def plain_imap_account(plain_dovecot) -> ImapAccount:
     return _account(plain_dovecot)
+
+
+@pytest.fixture
+def condstore_imap_account(condstore_dovecot) -> ImapAccount:
+    return _account(condstore_dovecot)
+
+
+# The servers the sync and write-back are tested against, as `params` of a fixture that calls
+# server_account: Dovecot with all its extensions, with CONDSTORE only, with none of them.
+SERVER_KINDS = {
+    "full": "imap_account",
+    "condstore": "condstore_imap_account",
+    "plain": "plain_imap_account",
+}
+
+
+def server_account(request) -> ImapAccount:
+    """An account on the kind of server the fixture's param names (see SERVER_KINDS)."""
+    return request.getfixturevalue(SERVER_KINDS[request.param])
 
 
 # --- personas ---------------------------------------------------------------------------------

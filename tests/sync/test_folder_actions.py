@@ -11,7 +11,7 @@ import pytest
 from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 
-from tests.conftest import connect_mailbox
+from tests.conftest import SERVER_KINDS, connect_mailbox, server_account
 from tests.helpers import assert_mirrors_server
 from webmail import actions, folder_actions
 from webmail.folder_actions import FolderRefused
@@ -22,11 +22,10 @@ from webmail.sync.writeback import apply_pending
 pytestmark = [pytest.mark.django_db, pytest.mark.imap]
 
 
-@pytest.fixture(params=["full", "plain"])
+@pytest.fixture(params=SERVER_KINDS)
 def any_mailbox(request, db, alice, bob, vera):
-    """On a Dovecot with CONDSTORE/QRESYNC, and on one that advertises neither."""
-    name = "imap_account" if request.param == "full" else "plain_imap_account"
-    account = request.getfixturevalue(name)
+    """On a Dovecot with CONDSTORE/QRESYNC, on one with CONDSTORE only, on one with neither."""
+    account = server_account(request)
     box = connect_mailbox(account, manager=alice)
     Membership.objects.create(user=bob, mailbox=box, role=Role.AGENT)
     Membership.objects.create(user=vera, mailbox=box, role=Role.VIEWER)

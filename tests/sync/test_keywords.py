@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tests.conftest import IMAP_POOL, ImapAccount, connect_mailbox
+from tests.conftest import IMAP_POOL, SERVER_KINDS, ImapAccount, connect_mailbox, server_account
 from tests.dovecot import Dovecot, dovecot_dir, make_message
 from tests.helpers import server_state
 from webmail import team
@@ -37,11 +37,10 @@ OPEN, PENDING, CLOSED = "$KotakOpen", "$KotakPending", "$KotakClosed"
 BOB = "$KotakAssigned_bob"
 
 
-@pytest.fixture(params=["full", "plain"])
+@pytest.fixture(params=SERVER_KINDS)
 def any_mailbox(request, db, alice, bob):
-    """On a Dovecot with CONDSTORE/QRESYNC, and on one that advertises neither."""
-    name = "imap_account" if request.param == "full" else "plain_imap_account"
-    account = request.getfixturevalue(name)
+    """On a Dovecot with CONDSTORE/QRESYNC, on one with CONDSTORE only, on one with neither."""
+    account = server_account(request)
     box = connect_mailbox(account, manager=alice)
     Membership.objects.create(user=bob, mailbox=box, role=Role.AGENT)
     box.account = account
@@ -328,9 +327,10 @@ def test_when_messages_disagree_the_latest_change_wins(any_mailbox):
 
     conversation.refresh_from_db()
     # With CONDSTORE the highest MODSEQ tells which came last; without it, the highest UID.
-    assert conversation.status == (Status.CLOSED if any_mailbox.kind == "full" else Status.PENDING)
+    condstore = any_mailbox.kind in ("full", "condstore")
+    assert conversation.status == (Status.CLOSED if condstore else Status.PENDING)
     apply_now(any_mailbox)
-    wanted = {CLOSED} if any_mailbox.kind == "full" else {PENDING}
+    wanted = {CLOSED} if condstore else {PENDING}
     assert keywords_on_server(any_mailbox, conversation) == [wanted] * 2
 
 

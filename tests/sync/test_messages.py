@@ -4,6 +4,7 @@ import imaplib
 
 import pytest
 
+from tests.conftest import SERVER_KINDS, server_account
 from tests.dovecot import make_message
 from tests.helpers import assert_mirrors_server
 from webmail.models import Change, Folder, Message
@@ -12,17 +13,22 @@ from webmail.sync.mailbox import sync_mailbox
 pytestmark = [pytest.mark.django_db, pytest.mark.imap]
 
 
+def advertises(server, extension: str) -> bool:
+    """Whether the test server offers the extension (all of Dovecot's own unless told)."""
+    return server.capabilities is None or extension in server.capabilities.split()
+
+
 def inbox(mailbox) -> Folder:
     return mailbox.folders.get(special_use="inbox")
 
 
-@pytest.fixture(params=["full", "plain"])
+@pytest.fixture(params=SERVER_KINDS)
 def any_server_mailbox(request, db, alice):
-    """A mailbox on a Dovecot with CONDSTORE/QRESYNC/LIST-STATUS, and on one without them."""
+    """A mailbox on a Dovecot with CONDSTORE/QRESYNC/LIST-STATUS, on one with CONDSTORE only
+    (as Gmail), and on one with none of them."""
     from tests.conftest import connect_mailbox
 
-    name = "imap_account" if request.param == "full" else "plain_imap_account"
-    account = request.getfixturevalue(name)
+    account = server_account(request)
     mailbox = connect_mailbox(account, manager=alice)
     mailbox.account = account
     return mailbox
@@ -148,7 +154,8 @@ def test_flag_changes_made_by_another_client_show_up(any_server_mailbox):
     uids = [account.deliver(f"m{n}") for n in range(4)]
     sync_mailbox(mailbox)
     folder = inbox(mailbox)
-    assert ("CONDSTORE" in mailbox.capabilities) == (account.server.capabilities is None)
+    for extension in ("CONDSTORE", "QRESYNC"):
+        assert (extension in mailbox.capabilities) == advertises(account.server, extension)
 
     other = account.client()
     other.select_folder("INBOX")

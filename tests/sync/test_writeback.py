@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tests.conftest import ImapAccount, connect_mailbox
+from tests.conftest import SERVER_KINDS, ImapAccount, connect_mailbox, server_account
 from tests.dovecot import Dovecot, dovecot_dir
 from tests.helpers import assert_mirrors_server, server_state
 from webmail import actions
@@ -57,13 +57,12 @@ def uids_on_server(account: ImapAccount, folder_name: str) -> dict[int, str]:
     }
 
 
-@pytest.fixture(params=["full", "plain"])
+@pytest.fixture(params=SERVER_KINDS)
 def any_mailbox(request, db, alice, bob):
-    """On a Dovecot with CONDSTORE/QRESYNC, and on one that advertises neither."""
+    """On a Dovecot with CONDSTORE/QRESYNC, on one with CONDSTORE only, on one with neither."""
     from webmail.models import Membership, Role
 
-    name = "imap_account" if request.param == "full" else "plain_imap_account"
-    account = request.getfixturevalue(name)
+    account = server_account(request)
     box = connect_mailbox(account, manager=alice)
     Membership.objects.create(user=bob, mailbox=box, role=Role.AGENT)
     box.account = account
