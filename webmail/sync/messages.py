@@ -166,7 +166,12 @@ def _is_header(key) -> bool:
 
 
 def _header_bytes(data: dict) -> bytes:
-    return next((value or b"" for key, value in data.items() if _is_header(key)), b"")
+    # Looked for from the end: the header block is the last item a FETCH response is read
+    # into (webmail.imap.fetch), so the first key tried is nearly always it.
+    for key in reversed(data):
+        if _is_header(key):
+            return data[key] or b""
+    return b""
 
 
 def _kept_ids(ids: str) -> str:
