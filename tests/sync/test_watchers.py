@@ -2,14 +2,17 @@
 
 import contextlib
 import re
+import select
 import socket
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 
 from webmail.models import Mailbox
-from webmail.sync.watchers import WatcherPool
+from webmail.sync.mailbox import sync_mailbox
+from webmail.sync.watchers import Watcher, WatcherPool
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.imap]
 
@@ -156,6 +159,30 @@ def test_without_notify_other_folders_are_polled(
     )
 
 
+@pytest.mark.parametrize("ending", ["renewal", "status poll"])
+def test_a_change_the_server_reports_only_as_idle_ends_starts_a_sync(
+    db, alice, plain_imap_account, ending
+):
+    """Some servers (Cyrus without its idled, for one) report a change only in their answer to
+    DONE. The watcher ends IDLE every few minutes, to renew it or to STATUS the other folders:
+    what the server says then must start a sync as a notice during IDLE does."""
+    from tests.conftest import connect_mailbox
+
+    mailbox = connect_mailbox(plain_imap_account, manager=alice)
+    sync_mailbox(mailbox)
+    watcher = Watcher(mailbox.pk)
+    watcher.open(timedelta(seconds=30))
+    try:
+        plain_imap_account.deliver("Reported late")
+        # Dovecot sends its notice during IDLE; left unread until DONE, it arrives as such a
+        # server's would.
+        wait_for(lambda: select.select([watcher.sock], [], [], 0)[0], what="the server's notice")
+        changed = watcher.refresh() if ending == "renewal" else watcher.changed_folders()
+    finally:
+        watcher.close()
+    assert changed == ["INBOX"]
+
+
 def test_the_watcher_counts_against_the_connection_cap(mailbox, pools, fast_watchers, settings):
     from webmail.models import ConnectionSlot
 
@@ -171,7 +198,8 @@ def test_the_watcher_counts_against_the_connection_cap(mailbox, pools, fast_watc
 WATCHER_PROCESS = """
 import sys, time, django
 django.setup()
-from webmail.sync.watchers import WatcherPool
+from webmail.sync.mailbox import sync_mailbox
+from webmail.sync.watchers import Watcher, WatcherPool
 pool = WatcherPool(owner=sys.argv[1], enqueue=lambda *args: None)
 pool.start()
 time.sleep(120)

@@ -152,21 +152,33 @@ class Watcher:
             raise ConnectionError("IDLE connection closed by the server")
         return _changed_folders(responses)
 
-    def refresh(self) -> None:
-        """DONE, then IDLE again: proves the connection alive and outlives NAT timeouts."""
-        self.client.idle_done()
-        self.client.idle()
-        self.idle_since = time.monotonic()
-
-    def changed_folders(self) -> list[str]:
-        """Leave IDLE, STATUS the other folders, compare with the stored cursors, IDLE again."""
-        self.client.idle_done()
+    def refresh(self) -> list[str] | None:
+        """DONE, then IDLE again: proves the connection alive and outlives NAT timeouts.
+        Returns what the server reported meanwhile, as read() does."""
         try:
-            changed = self._status_changes()
+            return self._done()
+        finally:
+            self.client.idle()
+            self.idle_since = time.monotonic()
+
+    def changed_folders(self) -> list[str] | None:
+        """Leave IDLE, STATUS the other folders, compare with the stored cursors, IDLE again.
+        Returns the folders that changed, INBOX among them if the server reported it
+        meanwhile; None if the folder list itself changed."""
+        try:
+            changed = self._done()
+            if changed is not None:
+                changed += self._status_changes()
         finally:
             self.client.idle()
             self.idle_since = self.status_at = time.monotonic()
         return changed
+
+    def _done(self) -> list[str] | None:
+        """End IDLE, keeping what the server sent with its answer. Some servers (Cyrus without
+        its idled, for one) report a change only then, not while IDLE lasts."""
+        _text, responses = self.client.idle_done()
+        return _changed_folders(responses)
 
     def poll(self, statuses: bool) -> list[str] | None:
         """Without IDLE: NOOP, whose answer carries what changed in INBOX (RFC 3501 §6.1.2),
@@ -364,10 +376,12 @@ class WatcherPool:
                     and now - watcher.status_at >= settings.WATCHER_STATUS_INTERVAL
                 ):
                     changed = watcher.changed_folders()
-                    if changed:
+                    if changed != []:
                         self.enqueue(watcher.mailbox_id, changed)
                 elif now - watcher.idle_since >= settings.WATCHER_IDLE_RENEW:
-                    watcher.refresh()
+                    changed = watcher.refresh()
+                    if changed != []:
+                        self.enqueue(watcher.mailbox_id, changed)
             except (ConnectionError, IMAPClientError, OSError) as exc:
                 self._lost(watcher, exc)
 
