@@ -193,23 +193,46 @@ function kotakListTop() {
   });
   document.addEventListener("htmx:afterSwap", updateCount);
 
-  let cursor = -1;
+  // The cursor and the open message are held by message, not by position: a live refresh
+  // renders the list again, new mail on top, and a key must still act on the message it did.
+  let cursorId = null;
+  let cursorAt = -1; // where it was, for when its message leaves the list
+  const openId = () => (location.pathname.match(/\/messages\/(\d+)\/$/) || [])[1];
   function currentIndex() {
     const list = rows();
-    if (cursor >= 0 && cursor < list.length) return cursor;
-    const open = list.findIndex((row) => row.classList.contains("open"));
-    return open;
+    const cursor = list.findIndex((row) => row.dataset.message === cursorId);
+    if (cursor >= 0) return cursor;
+    return list.findIndex((row) => row.classList.contains("open"));
   }
   function moveCursor(step) {
     const list = rows();
     if (!list.length) return;
     let index = currentIndex();
     index = index < 0 ? 0 : Math.min(list.length - 1, Math.max(0, index + step));
-    cursor = index;
+    cursorId = list[index].dataset.message;
+    cursorAt = index;
     for (const row of list) row.classList.remove("cursor");
     list[index].classList.add("cursor");
     list[index].querySelector("a").focus();
   }
+  // The list as a refresh renders it knows neither (it is the folder's, whatever is open).
+  document.addEventListener("htmx:afterSettle", () => {
+    const list = rows();
+    if (cursorId !== null && list.length) {
+      // Archived or deleted: the cursor goes to the message that took its place.
+      const at = list.findIndex((row) => row.dataset.message === cursorId);
+      cursorAt = at >= 0 ? at : Math.min(cursorAt, list.length - 1);
+      cursorId = list[cursorAt].dataset.message;
+    }
+    const open = openId();
+    for (const row of list) {
+      row.classList.toggle("cursor", row.dataset.message === cursorId);
+      if (open && row.dataset.message === open && !row.classList.contains("open")) {
+        row.classList.add("open");
+        row.querySelector("a").setAttribute("aria-current", "true");
+      }
+    }
+  });
 
   function readerOpenFor(row) {
     return row && row.classList.contains("open") && document.getElementById("reader-form");

@@ -45,6 +45,55 @@ def test_keyboard_select_archive_and_undo(page, asgi_live_server, mailbox):
     assert not Message.objects.filter(pending_removal=True).exists()
 
 
+def test_the_keyboard_cursor_stays_on_its_message_when_new_mail_arrives(
+    page, asgi_live_server, mailbox
+):
+    """A live refresh renders the list again with new mail on top: the cursor must stay on
+    its message, not its position, or `e` archives the message that moved under it."""
+    deliver(mailbox, "Third", "Second", "First")  # newest first: First, Second, Third
+    open_inbox(page, asgi_live_server.url, mailbox, "bob", "bob-pass-1")
+    rows = page.locator(".message-row")
+    expect(rows).to_have_count(3)
+    page.wait_for_load_state("load")
+    page.keyboard.press("j")
+    page.keyboard.press("j")
+    cursor = page.locator(".message-row.cursor")
+    expect(cursor).to_contain_text("Second")
+
+    deliver(mailbox, "Newest")
+    expect(rows).to_have_count(4)
+    expect(rows.first).to_contain_text("Newest")
+    expect(cursor).to_contain_text("Second")
+    page.keyboard.press("e")
+
+    expect(page.locator(".toast")).to_contain_text("Archived 1 message to Archive")
+    expect(page.locator(".message-row", has_text="Second")).to_have_count(0)
+    expect(page.locator(".message-row", has_text="First")).to_have_count(1)
+    assert Message.objects.get(subject="Second").pending_removal
+    assert not Message.objects.get(subject="First").pending_removal
+    # The message that took its place has the cursor.
+    expect(cursor).to_contain_text("Third")
+
+
+def test_the_open_message_stays_marked_in_the_list_when_new_mail_arrives(
+    page, asgi_live_server, mailbox
+):
+    deliver(mailbox, "Third", "Second", "First")
+    open_inbox(page, asgi_live_server.url, mailbox, "bob", "bob-pass-1")
+    page.locator(".message-row", has_text="Second").locator("a").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Second")
+    page.wait_for_load_state("load")
+    open_row = page.locator(".message-row.open")
+    expect(open_row).to_contain_text("Second")
+
+    deliver(mailbox, "Newest")
+    expect(page.locator(".message-row")).to_have_count(4)
+    expect(open_row).to_contain_text("Second")
+    expect(open_row.locator("a")).to_have_attribute("aria-current", "true")
+    page.keyboard.press("j")  # the next message after the open one
+    expect(page.locator(".message-row.cursor")).to_contain_text("Third")
+
+
 def test_reading_flagging_and_deleting_with_the_keyboard(page, asgi_live_server, mailbox):
     deliver(mailbox, "Older one", "Read me")
     open_inbox(page, asgi_live_server.url, mailbox, "bob", "bob-pass-1")
