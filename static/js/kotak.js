@@ -215,9 +215,29 @@ function kotakListTop() {
     list[index].classList.add("cursor");
     list[index].querySelector("a").focus();
   }
+  // A live refresh keeps the selection too, on the messages still there.
+  let held = null;
+  document.addEventListener("kotak:live", (event) => {
+    if (event.target.id !== "message-list") return;
+    held = { list: event.target, ids: picked().map((box) => box.value) };
+  });
+  // An action on the selection ends it, whatever refresh comes first.
+  document.addEventListener("htmx:afterRequest", (event) => {
+    if (event.detail.elt.id !== "bulk-form" || !event.detail.successful) return;
+    for (const box of document.querySelectorAll("#message-list .pick:checked")) box.checked = false;
+    if (held) held.ids = [];
+    updateCount();
+  });
   // The list as a refresh renders it knows neither (it is the folder's, whatever is open).
   document.addEventListener("htmx:afterSettle", () => {
     const list = rows();
+    if (held && document.getElementById("message-list") !== held.list) {
+      for (const box of document.querySelectorAll("#message-list .pick")) {
+        if (held.ids.includes(box.value)) box.checked = true;
+      }
+      held = null;
+      updateCount();
+    }
     if (cursorId !== null && list.length) {
       // Archived or deleted: the cursor goes to the message that took its place.
       const at = list.findIndex((row) => row.dataset.message === cursorId);

@@ -75,6 +75,29 @@ def test_the_keyboard_cursor_stays_on_its_message_when_new_mail_arrives(
     expect(cursor).to_contain_text("Third")
 
 
+def test_a_selection_survives_new_mail_arriving(page, asgi_live_server, mailbox):
+    deliver(mailbox, "Third", "Second", "First")
+    open_inbox(page, asgi_live_server.url, mailbox, "bob", "bob-pass-1")
+    expect(page.locator(".message-row")).to_have_count(3)
+    page.wait_for_load_state("load")
+    for key in "jxjx":
+        page.keyboard.press(key)
+    count = page.locator("[data-selection-count]")
+    expect(count).to_have_text("2 selected")
+
+    deliver(mailbox, "Newest")
+    expect(page.locator(".message-row")).to_have_count(4)
+    expect(count).to_have_text("2 selected")
+    page.keyboard.press("e")
+
+    expect(page.locator(".toast")).to_contain_text("Archived 2 messages to Archive")
+    remaining = page.locator(".message-row")
+    expect(remaining).to_have_count(2)
+    expect(remaining.first).to_contain_text("Newest")
+    expect(remaining.nth(1)).to_contain_text("Third")
+    expect(count).to_have_text("")
+
+
 def test_the_open_message_stays_marked_in_the_list_when_new_mail_arrives(
     page, asgi_live_server, mailbox
 ):
