@@ -193,11 +193,10 @@ function kotakListTop() {
   });
   document.addEventListener("htmx:afterSwap", updateCount);
 
-  // The cursor and the open message are held by message, not by position: a live refresh
-  // renders the list again, new mail on top, and a key must still act on the message it did.
+  // The cursor is held by message, not by position: a refresh renders the list again, new
+  // mail on top, and a key must still act on the message it did.
   let cursorId = null;
   let cursorAt = -1; // where it was, for when its message leaves the list
-  const openId = () => (location.pathname.match(/\/messages\/(\d+)\/$/) || [])[1];
   function currentIndex() {
     const list = rows();
     const cursor = list.findIndex((row) => row.dataset.message === cursorId);
@@ -215,27 +214,25 @@ function kotakListTop() {
     list[index].classList.add("cursor");
     list[index].querySelector("a").focus();
   }
-  // A live refresh keeps the selection too, on the messages still there.
-  let held = null;
-  document.addEventListener("kotak:live", (event) => {
-    if (event.target.id !== "message-list") return;
-    held = { list: event.target, ids: picked().map((box) => box.value) };
-  });
-  // An action on the selection ends it, whatever refresh comes first.
+  // So is the selection, on the messages still there; an action on it ends it (the form's
+  // answer comes before the refresh it asks for).
+  let kept = null;
   document.addEventListener("htmx:afterRequest", (event) => {
     if (event.detail.elt.id !== "bulk-form" || !event.detail.successful) return;
-    for (const box of document.querySelectorAll("#message-list .pick:checked")) box.checked = false;
-    if (held) held.ids = [];
+    for (const box of picked()) box.checked = false;
     updateCount();
   });
-  // The list as a refresh renders it knows neither (it is the folder's, whatever is open).
+  document.addEventListener("htmx:beforeSwap", (event) => {
+    if (event.detail.target.id === "message-list") kept = picked().map((box) => box.value);
+  });
+  // The server renders neither in a refreshed list.
   document.addEventListener("htmx:afterSettle", () => {
     const list = rows();
-    if (held && document.getElementById("message-list") !== held.list) {
+    if (kept) {
       for (const box of document.querySelectorAll("#message-list .pick")) {
-        if (held.ids.includes(box.value)) box.checked = true;
+        if (kept.includes(box.value)) box.checked = true;
       }
-      held = null;
+      kept = null;
       updateCount();
     }
     if (cursorId !== null && list.length) {
@@ -244,14 +241,7 @@ function kotakListTop() {
       cursorAt = at >= 0 ? at : Math.min(cursorAt, list.length - 1);
       cursorId = list[cursorAt].dataset.message;
     }
-    const open = openId();
-    for (const row of list) {
-      row.classList.toggle("cursor", row.dataset.message === cursorId);
-      if (open && row.dataset.message === open && !row.classList.contains("open")) {
-        row.classList.add("open");
-        row.querySelector("a").setAttribute("aria-current", "true");
-      }
-    }
+    for (const row of list) row.classList.toggle("cursor", row.dataset.message === cursorId);
   });
 
   function readerOpenFor(row) {

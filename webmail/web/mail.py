@@ -234,8 +234,9 @@ LIST_FIELDS = (
 )
 
 
-def _list_context(request: HttpRequest, current: Folder) -> dict:
-    """One page of a folder's list, newest first, keyset-paginated with ?before=<pk>."""
+def _list_context(request: HttpRequest, current: Folder, open_id: int | None = None) -> dict:
+    """One page of a folder's list, newest first, keyset-paginated with ?before=<pk>; with
+    the message open beside it, if any (its refresh keeps that row marked, ?open=<pk>)."""
     visible = current.messages.filter(pending_removal=False)
     rows_query = visible.newest_first().only(*LIST_FIELDS)
     before = request.GET.get("before", "")
@@ -255,6 +256,7 @@ def _list_context(request: HttpRequest, current: Folder) -> dict:
     rows = rows[:page_size]
     box = current.mailbox
     tree = _folder_tree(box)
+    list_url = current.get_absolute_url() + (f"?before={before}" if before else "")
     return {
         "mailbox": box,
         "folder": current,
@@ -264,7 +266,8 @@ def _list_context(request: HttpRequest, current: Folder) -> dict:
         "has_older": has_older,
         "older_anchor": rows[-1].pk if rows else None,
         "is_first_page": not before,
-        "list_url": current.get_absolute_url() + (f"?before={before}" if before else ""),
+        "list_url": list_url,
+        "refresh_url": f"{list_url}{'&' if before else '?'}open={open_id}" if open_id else list_url,
         "last_change_id": _latest_change_id(),
         "can_act": actions.can_act(request.user, box),
         "move_targets": [f for f in tree if f.is_selectable],
@@ -276,10 +279,14 @@ def _list_context(request: HttpRequest, current: Folder) -> dict:
 @require_GET
 def folder(request: HttpRequest, mailbox_id: int, folder_id: int) -> HttpResponse:
     current = get_folder_for_user(request.user, mailbox_id, folder_id)
-    context = _list_context(request, current)
     template = "webmail/folder.html"
+    open_id = None
     if request.htmx and request.htmx.target in {"message-list", "folder-counts"}:
         template += "#" + request.htmx.target
+        # The list beside an open message, refreshed: that row stays marked open.
+        if (given := request.GET.get("open", "")).isdigit():
+            open_id = int(given)
+    context = _list_context(request, current, open_id) | {"message_id": open_id}
     return render(request, template, context)
 
 
@@ -330,7 +337,7 @@ def message(request: HttpRequest, mailbox_id: int, message_id: int) -> HttpRespo
             "move_targets": [f for f in _folder_tree(box) if f.is_selectable],
         }
         return render(request, "webmail/message.html#reader", context)
-    context = _list_context(request, msg.folder) | context
+    context = _list_context(request, msg.folder, msg.pk) | context
     return render(request, "webmail/message.html", context)
 
 
