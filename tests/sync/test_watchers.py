@@ -198,8 +198,7 @@ def test_the_watcher_counts_against_the_connection_cap(mailbox, pools, fast_watc
 WATCHER_PROCESS = """
 import sys, time, django
 django.setup()
-from webmail.sync.mailbox import sync_mailbox
-from webmail.sync.watchers import Watcher, WatcherPool
+from webmail.sync.watchers import WatcherPool
 pool = WatcherPool(owner=sys.argv[1], enqueue=lambda *args: None)
 pool.start()
 time.sleep(120)
