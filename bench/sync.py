@@ -13,7 +13,8 @@ into a private Dovecot, then measures in one run:
 The machine is noisy: read the ratio (b)/(a) rather than the absolute figures.
 
 Environment: BENCH_MESSAGES (default 100000), BENCH_DATABASE_URL (default the local
-PostgreSQL, database kotak_bench, recreated), BENCH_SQLITE=1 to measure SQLite instead.
+PostgreSQL, database kotak_bench, recreated), BENCH_SQLITE=1 to measure SQLite instead,
+BENCH_GC=python to sync with Python's own garbage-collection thresholds.
 """
 
 from __future__ import annotations
@@ -159,6 +160,10 @@ SYNC_CHILD = """
 import gc, io, os, sys, threading, time, django
 django.setup()
 from django.core.management import call_command
+if os.environ.get("BENCH_GC") == "python":
+    # Python's own thresholds, to see what the sync's saves (webmail.sync.messages).
+    import webmail.sync.messages
+    webmail.sync.messages.FULL_COLLECTION_THRESHOLD = 0
 if sys.argv[2:]:
     # A worker that has run before: its code imported, its trust store and its database
     # connection open.

@@ -55,8 +55,9 @@ REFERENCES_KEPT = 100
 # then make up a quarter of it. Each window passing through the pipeline below moves its rows'
 # and FETCH data's objects there, so with Python's default (10) a 100k initial sync ran a full
 # collection every seven windows: 0.6-0.7 s of its ~6 s of CPU, holding the GIL the other
-# stages wait for (make bench-sync prints the figure). Cycles are still collected, by the
-# younger generations or after 1,000 of their collections instead of 10.
+# stages wait for (`BENCH_GC=python make bench-sync` prints them, `make bench-sync` the rest).
+# Cycles are still collected, by the younger generations or after 1,000 of their collections
+# instead of 10.
 FULL_COLLECTION_THRESHOLD = 1000
 NEW_MESSAGE_ITEMS = ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", HEADER_ITEM]
 FLAG_CHUNK = 5000
