@@ -54,7 +54,7 @@ REFERENCES_KEPT = 100
 # worker) after `threshold2` collections of the middle one, if the objects that reached it since
 # then make up a quarter of it. Each window passing through the pipeline below moves its rows'
 # and FETCH data's objects there, so with Python's default (10) a 100k initial sync ran a full
-# collection every seven windows: 0.6-0.7 s of its ~6 s of CPU, holding the GIL the other
+# collection every seven windows: 0.6-0.8 s of its ~6 s of CPU, holding the GIL the other
 # stages wait for (`BENCH_GC=python make bench-sync` prints them, `make bench-sync` the rest).
 # Cycles are still collected, by the younger generations or after 1,000 of their collections
 # instead of 10.
